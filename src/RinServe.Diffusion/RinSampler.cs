@@ -1,0 +1,331 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+
+namespace RinServe.Diffusion;
+
+/// <summary>
+/// Algorithm 3 of Chen 2023 (MODEL-CONTRACT.md, "Sampling"): DDIM or DDPM over a RIN denoiser with
+/// latent self-conditioning, input variance normalization and classifier-free guidance.
+/// Holds no per-call state, so one instance may serve concurrent calls as far as the sampler goes;
+/// the <see cref="IDenoiser"/> decides how many callers it takes (ONNX ones: one at a time).
+/// </summary>
+public sealed class RinSampler
+{
+    /// <summary>Floor of the per-example std in the input normalization (the Python reference's epsilon).</summary>
+    public const float NormalizationEpsilon = 1e-6f;
+
+    private readonly IDenoiser _denoiser;
+    private readonly INoiseSource _noise;
+
+    public RinSampler(IDenoiser denoiser)
+        : this(denoiser, PhiloxNoise.Instance)
+    {
+    }
+
+    public RinSampler(IDenoiser denoiser, INoiseSource noise)
+    {
+        ArgumentNullException.ThrowIfNull(denoiser);
+        ArgumentNullException.ThrowIfNull(noise);
+        _denoiser = denoiser;
+        _noise = noise;
+    }
+
+    public ModelSpec Spec => _denoiser.Spec;
+
+    /// <summary>
+    /// Generates one image per request, all in one batch. Cancellation is checked before each step
+    /// (throws <see cref="OperationCanceledException"/>); <paramref name="onStep"/> runs after each step.
+    /// </summary>
+    public IReadOnlyList<GeneratedImage> Generate(
+        SamplerSettings settings,
+        IReadOnlyList<ImageRequest> images,
+        Action<StepProgress>? onStep = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        var spec = _denoiser.Spec;
+        var perImage = spec.PixelsPerImage;
+        var x0 = ArrayPool<float>.Shared.Rent(images.Count * perImage);
+        try
+        {
+            var finalX0 = x0.AsSpan(0, images.Count * perImage);
+            Sample(settings, images, finalX0, observer: null, onStep, cancellationToken);
+            ToUnitRange(finalX0, spec.InputScale, finalX0);
+            var result = new GeneratedImage[images.Count];
+            for (var b = 0; b < images.Count; b++)
+            {
+                result[b] = ToImage(finalX0.Slice(b * perImage, perImage), spec);
+            }
+
+            return result;
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(x0);
+        }
+    }
+
+    /// <summary>Sees x and the clipped x̂0 of the whole batch after each step; for parity tests.</summary>
+    internal delegate void StepObserver(int step, ReadOnlySpan<float> x, ReadOnlySpan<float> x0);
+
+    /// <summary>Runs the loop and writes the last clipped x̂0 ([B, C, H, W]) to <paramref name="finalX0"/>.</summary>
+    internal void Sample(
+        SamplerSettings settings,
+        IReadOnlyList<ImageRequest> images,
+        Span<float> finalX0,
+        StepObserver? observer,
+        Action<StepProgress>? onStep,
+        CancellationToken cancellationToken)
+    {
+        var spec = _denoiser.Spec;
+        var schedule = Validate(settings, images, spec);
+        var batch = images.Count;
+        var guided = settings.Guidance > 0;
+        var netBatch = guided ? 2 * batch : batch;
+        var perImage = spec.PixelsPerImage;
+        var perLatents = spec.LatentsPerImage;
+        var steps = settings.Steps;
+        var stochastic = settings.Sampler != SamplerKind.Ddim;
+        if (finalX0.Length != batch * perImage)
+        {
+            throw new ArgumentException($"finalX0 must hold {batch * perImage} values", nameof(finalX0));
+        }
+
+        var floats = ArrayPool<float>.Shared;
+        var x = floats.Rent(batch * perImage);
+        var netX = floats.Rent(netBatch * perImage);
+        var pred = floats.Rent(netBatch * perImage);
+        var epsHat = floats.Rent(batch * perImage);
+        var z = floats.Rent(batch * perImage);
+        var latentsA = floats.Rent(netBatch * perLatents);
+        var latentsB = floats.Rent(netBatch * perLatents);
+        var gammaIn = floats.Rent(netBatch);
+        var classIds = ArrayPool<long>.Shared.Rent(netBatch);
+        try
+        {
+            var xs = x.AsSpan(0, batch * perImage);
+            var x0 = finalX0;
+            var eps = epsHat.AsSpan(0, batch * perImage);
+            var noise = z.AsSpan(0, batch * perImage);
+            var netIn = netX.AsSpan(0, netBatch * perImage);
+            var netPred = pred.AsSpan(0, netBatch * perImage);
+            var gammas = gammaIn.AsSpan(0, netBatch);
+            var classes = classIds.AsSpan(0, netBatch);
+            var latentsIn = latentsA.AsSpan(0, netBatch * perLatents);
+            var latentsOut = latentsB.AsSpan(0, netBatch * perLatents);
+
+            // Latent self-conditioning starts from zeros (RIN paper §3.2).
+            latentsIn.Clear();
+            for (var b = 0; b < batch; b++)
+            {
+                _noise.Fill(images[b].Seed, INoiseSource.InitialStep, xs.Slice(b * perImage, perImage));
+                classes[b] = images[b].ClassId;
+                if (guided)
+                {
+                    classes[batch + b] = spec.NullClass!.Value;
+                }
+            }
+
+            var b0 = spec.InputScale;
+            var guidanceCond = (float)(1.0 + settings.Guidance);
+            var guidanceUncond = settings.Guidance;
+            for (var i = 0; i < steps; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+
+                // Step times and scalar coefficients in float64, cast once (the reference does the same).
+                var t = 1.0 - (double)i / steps;
+                var tNext = Math.Max(1.0 - (double)(i + 1) / steps, 0.0);
+                var g = schedule.Gamma(t);
+                var gNext = schedule.Gamma(tNext);
+                var sqrtG = (float)Math.Sqrt(g);
+                var sqrtOneMinusG = (float)Math.Sqrt(1.0 - g);
+
+                // Only the network's copy of x_t is normalized (contract, "Sampling").
+                for (var b = 0; b < batch; b++)
+                {
+                    NetworkInput(xs.Slice(b * perImage, perImage), netIn.Slice(b * perImage, perImage), spec.NormalizeInput);
+                }
+
+                if (guided)
+                {
+                    netIn[..(batch * perImage)].CopyTo(netIn[(batch * perImage)..]);
+                }
+
+                gammas.Fill((float)g);
+                _denoiser.Denoise(netBatch, netIn, gammas, classes, latentsIn, netPred, latentsOut);
+
+                // Each example (and each guidance half) gets back its own latents.
+                var swap = latentsIn;
+                latentsIn = latentsOut;
+                latentsOut = swap;
+
+                var p = netPred[..(batch * perImage)];
+                if (guided)
+                {
+                    // Classifier-free guidance (Ho & Salimans 2022): (1+w)·pred(class) − w·pred(null).
+                    var uncond = netPred[(batch * perImage)..];
+                    TensorPrimitives.Multiply(p, guidanceCond, p);
+                    TensorPrimitives.Multiply(uncond, guidanceUncond, uncond);
+                    TensorPrimitives.Subtract(p, uncond, p);
+                }
+
+                PredictX0(spec.Prediction, xs, p, sqrtG, sqrtOneMinusG, x0);
+                TensorPrimitives.Clamp(x0, -b0, b0, x0);
+
+                // ε̂ = (x − √g·x̂0)/√(1−g).
+                TensorPrimitives.MultiplyAdd(x0, -sqrtG, xs, eps);
+                TensorPrimitives.Divide(eps, sqrtOneMinusG, eps);
+
+                if (!stochastic)
+                {
+                    // DDIM (Song et al. 2021, η = 0): x = √g'·x̂0 + √(1−g')·ε̂.
+                    TensorPrimitives.Multiply(x0, (float)Math.Sqrt(gNext), xs);
+                    TensorPrimitives.MultiplyAdd(eps, (float)Math.Sqrt(1.0 - gNext), xs, xs);
+                }
+                else
+                {
+                    // DDPM ancestral step (Ho et al. 2020, eq. 11) in γ form: α = clip(g/g', 0, 1).
+                    var alpha = Math.Clamp(g / gNext, 0.0, 1.0);
+                    var variance = settings.Sampler == SamplerKind.DdpmSmallVariance
+                        ? (1.0 - gNext) / (1.0 - g) * (1.0 - alpha)
+                        : 1.0 - alpha;
+                    TensorPrimitives.MultiplyAdd(eps, (float)(-(1.0 - alpha) / Math.Sqrt(1.0 - g)), xs, xs);
+                    TensorPrimitives.Divide(xs, (float)Math.Sqrt(alpha), xs);
+                    for (var b = 0; b < batch; b++)
+                    {
+                        _noise.Fill(images[b].Seed, i, noise.Slice(b * perImage, perImage));
+                    }
+
+                    TensorPrimitives.MultiplyAdd(noise, (float)Math.Sqrt(variance), xs, xs);
+                }
+
+                observer?.Invoke(i, xs, x0);
+                onStep?.Invoke(new StepProgress(i + 1, steps));
+            }
+        }
+        finally
+        {
+            floats.Return(x);
+            floats.Return(netX);
+            floats.Return(pred);
+            floats.Return(epsHat);
+            floats.Return(z);
+            floats.Return(latentsA);
+            floats.Return(latentsB);
+            floats.Return(gammaIn);
+            ArrayPool<long>.Shared.Return(classIds);
+        }
+    }
+
+    /// <summary>x_in = x / max(std(x), ε), std over C,H,W of one example (population; Chen 2023 §3.3).</summary>
+    internal static void NetworkInput(ReadOnlySpan<float> x, Span<float> destination, bool normalize)
+    {
+        if (!normalize)
+        {
+            x.CopyTo(destination);
+            return;
+        }
+
+        var mean = TensorPrimitives.Sum(x) / x.Length;
+        TensorPrimitives.Subtract(x, mean, destination); // centered copy, only to measure the spread
+        var std = MathF.Sqrt(TensorPrimitives.SumOfSquares(destination) / x.Length);
+        TensorPrimitives.Divide(x, MathF.Max(std, NormalizationEpsilon), destination);
+    }
+
+    /// <summary>x̂0 from the network's prediction (contract, "Sampling"; v of Salimans &amp; Ho 2022).</summary>
+    internal static void PredictX0(
+        Prediction prediction, ReadOnlySpan<float> x, ReadOnlySpan<float> pred, float sqrtG, float sqrtOneMinusG, Span<float> x0)
+    {
+        switch (prediction)
+        {
+            case Prediction.Eps:
+                // x̂0 = (x − √(1−g)·ε̂)/√g
+                TensorPrimitives.MultiplyAdd(pred, -sqrtOneMinusG, x, x0);
+                TensorPrimitives.Divide(x0, sqrtG, x0);
+                break;
+            case Prediction.X:
+                pred.CopyTo(x0);
+                break;
+            case Prediction.V:
+                // x̂0 = √g·x − √(1−g)·v
+                TensorPrimitives.Multiply(x, sqrtG, x0);
+                TensorPrimitives.MultiplyAdd(pred, -sqrtOneMinusG, x0, x0);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(prediction), prediction, "unknown prediction");
+        }
+    }
+
+    /// <summary>image = clip(x̂0 / b / 2 + 0.5, 0, 1) (contract, "Sampling"); in place is fine.</summary>
+    internal static void ToUnitRange(ReadOnlySpan<float> x0, float inputScale, Span<float> destination)
+    {
+        TensorPrimitives.Divide(x0, inputScale, destination);
+        TensorPrimitives.Multiply(destination, 0.5f, destination);
+        TensorPrimitives.Add(destination, 0.5f, destination);
+        TensorPrimitives.Clamp(destination, 0f, 1f, destination);
+    }
+
+    /// <summary>NCHW values in [0, 1] to 8-bit HWC pixels: ×255, round half to even.</summary>
+    internal static GeneratedImage ToImage(ReadOnlySpan<float> unit, ModelSpec spec)
+    {
+        var channels = spec.Channels;
+        var plane = spec.Resolution * spec.Resolution;
+        var pixels = new byte[plane * channels];
+        for (var c = 0; c < channels; c++)
+        {
+            var source = unit.Slice(c * plane, plane);
+            for (var k = 0; k < plane; k++)
+            {
+                pixels[k * channels + c] = (byte)MathF.Round(source[k] * 255f, MidpointRounding.ToEven);
+            }
+        }
+
+        return new GeneratedImage(spec.Resolution, spec.Resolution, channels, pixels);
+    }
+
+    private static Schedule Validate(SamplerSettings settings, IReadOnlyList<ImageRequest> images, ModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        if (settings.Steps < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(settings), settings.Steps, "Steps must be at least 1");
+        }
+
+        if (!Enum.IsDefined(settings.Sampler))
+        {
+            throw new ArgumentOutOfRangeException(nameof(settings), settings.Sampler, "unknown sampler");
+        }
+
+        if (!Schedules.TryParse(settings.Schedule, out var schedule, out var error))
+        {
+            throw new ArgumentException(error, nameof(settings));
+        }
+
+        if (!float.IsFinite(settings.Guidance) || settings.Guidance < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(settings), settings.Guidance, "Guidance must be a finite number >= 0");
+        }
+
+        if (settings.Guidance > 0 && !spec.SupportsGuidance)
+        {
+            throw new ArgumentException($"model '{spec.Name}' has no null class (rin.null_class), so Guidance must be 0", nameof(settings));
+        }
+
+        if (images.Count == 0)
+        {
+            throw new ArgumentException("at least one image is needed", nameof(images));
+        }
+
+        foreach (var image in images)
+        {
+            if (image.ClassId < 0 || image.ClassId >= spec.NumClasses)
+            {
+                throw new ArgumentOutOfRangeException(
+                    nameof(images), image.ClassId, $"ClassId must be in 0..{spec.NumClasses - 1} for model '{spec.Name}'");
+            }
+        }
+
+        return schedule!;
+    }
+}

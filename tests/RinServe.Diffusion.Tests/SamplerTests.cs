@@ -1,0 +1,251 @@
+using RinServe.Diffusion;
+
+namespace RinServe.Diffusion.Tests;
+
+public class SamplerTests
+{
+    private static readonly SamplerSettings Ddim8 = new(8, SamplerKind.Ddim, "cosine", 0f);
+
+    private static ImageRequest[] Requests(params ulong[] seeds) => seeds.Select((s, i) => new ImageRequest(i % 3, s)).ToArray();
+
+    public static TheoryData<SamplerKind, Prediction, string, float, bool> Configurations => new()
+    {
+        { SamplerKind.Ddim, Prediction.Eps, "cosine", 0f, true },
+        { SamplerKind.Ddpm, Prediction.Eps, "cosine", 0f, true },
+        { SamplerKind.DdpmSmallVariance, Prediction.Eps, "sigmoid@-3,3,0.9", 0f, true },
+        { SamplerKind.Ddim, Prediction.X, "linear", 0f, true },
+        { SamplerKind.Ddpm, Prediction.V, "cosine@0.2,1,1", 0f, false },
+        { SamplerKind.Ddim, Prediction.Eps, "cosine", 1.5f, true },
+        { SamplerKind.Ddpm, Prediction.V, "cosine", 3f, true },
+    };
+
+    [Theory]
+    [MemberData(nameof(Configurations))]
+    public void Sampler_matches_plain_scalar_reference_of_the_contract(
+        SamplerKind kind, Prediction prediction, string schedule, float guidance, bool normalize)
+    {
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec(prediction, normalize: normalize, channels: 2)) { Record = false };
+        var settings = new SamplerSettings(7, kind, schedule, guidance);
+        var requests = new[] { new ImageRequest(2, 11), new ImageRequest(0, 12) };
+        var x0 = new float[requests.Length * net.Spec.PixelsPerImage];
+        new RinSampler(net).Sample(settings, requests, x0, null, null, default);
+
+        for (var b = 0; b < requests.Length; b++)
+        {
+            var expected = ReferenceSampler.FinalX0(net, settings, requests[b], PhiloxNoise.Instance);
+            var actual = x0.AsSpan(b * expected.Length, expected.Length).ToArray();
+            for (var k = 0; k < expected.Length; k++)
+            {
+                Assert.True(Math.Abs(expected[k] - actual[k]) <= 1e-5, $"image {b} element {k}: {actual[k]} vs {expected[k]}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(SamplerKind.Ddim)]
+    [InlineData(SamplerKind.Ddpm)]
+    [InlineData(SamplerKind.DdpmSmallVariance)]
+    public void One_seed_alone_and_inside_a_batch_of_4_gives_identical_pixels(SamplerKind kind)
+    {
+        var settings = new SamplerSettings(6, kind, "cosine", 1f);
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec(channels: 3)) { Record = false };
+        var sampler = new RinSampler(net);
+        var alone = sampler.Generate(settings, [new ImageRequest(1, 777)]);
+        var batch = sampler.Generate(settings, [new ImageRequest(0, 5), new ImageRequest(2, 6), new ImageRequest(1, 777), new ImageRequest(1, 8)]);
+        Assert.Equal(alone[0].Pixels, batch[2].Pixels);
+    }
+
+    [Fact]
+    public void Same_seed_gives_same_image_and_different_seeds_differ()
+    {
+        var sampler = new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec(resolution: 8)) { Record = false });
+        var settings = new SamplerSettings(5, SamplerKind.Ddpm, "cosine", 0f);
+        var first = sampler.Generate(settings, Requests(1, 2));
+        var again = sampler.Generate(settings, Requests(1, 2));
+        Assert.Equal(first[0].Pixels, again[0].Pixels);
+        Assert.Equal(first[1].Pixels, again[1].Pixels);
+        Assert.NotEqual(first[0].Pixels, first[1].Pixels);
+    }
+
+    [Fact]
+    public void Largest_api_seed_is_accepted()
+    {
+        var sampler = new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec()) { Record = false });
+        var image = sampler.Generate(Ddim8, [new ImageRequest(0, long.MaxValue)]);
+        Assert.Equal(16, image[0].Pixels.Length);
+    }
+
+    [Fact]
+    public void Cancellation_is_checked_before_each_step()
+    {
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec());
+        using var cts = new CancellationTokenSource();
+        var seen = new List<StepProgress>();
+        Assert.ThrowsAny<OperationCanceledException>(() => new RinSampler(net).Generate(
+            Ddim8,
+            Requests(1),
+            p =>
+            {
+                seen.Add(p);
+                if (p.Step == 3)
+                {
+                    cts.Cancel();
+                }
+            },
+            cts.Token));
+        Assert.Equal(3, net.Batches.Count);
+        Assert.Equal([new StepProgress(1, 8), new StepProgress(2, 8), new StepProgress(3, 8)], seen);
+    }
+
+    [Fact]
+    public void Already_cancelled_token_calls_no_network()
+    {
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec());
+        Assert.ThrowsAny<OperationCanceledException>(() => new RinSampler(net).Generate(Ddim8, Requests(1), null, new CancellationToken(true)));
+        Assert.Empty(net.Batches);
+    }
+
+    [Fact]
+    public void Progress_is_reported_after_every_step()
+    {
+        var seen = new List<StepProgress>();
+        new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec())).Generate(Ddim8, Requests(1, 2), seen.Add);
+        Assert.Equal(Enumerable.Range(1, 8).Select(s => new StepProgress(s, 8)), seen);
+    }
+
+    [Fact]
+    public void Guidance_runs_class_and_null_class_in_one_batch_of_2B()
+    {
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec());
+        new RinSampler(net).Generate(Ddim8 with { Guidance = 2f }, [new ImageRequest(0, 1), new ImageRequest(2, 2)]);
+        Assert.All(net.Batches, b => Assert.Equal(4, b));
+        Assert.All(net.ClassIds, c => Assert.Equal([0L, 2L, 3L, 3L], c));
+
+        // Both halves see the same x_t.
+        var n = net.Spec.PixelsPerImage;
+        Assert.All(net.Inputs, x => Assert.Equal(x[..(2 * n)], x[(2 * n)..]));
+    }
+
+    [Fact]
+    public void Without_guidance_the_batch_is_B_and_classes_are_the_requested_ones()
+    {
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec());
+        new RinSampler(net).Generate(Ddim8, [new ImageRequest(1, 1), new ImageRequest(2, 2)]);
+        Assert.All(net.Batches, b => Assert.Equal(2, b));
+        Assert.All(net.ClassIds, c => Assert.Equal([1L, 2L], c));
+    }
+
+    [Fact]
+    public void Latents_start_at_zero_and_each_step_feeds_back_the_previous_latents()
+    {
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec());
+        new RinSampler(net).Generate(Ddim8 with { Guidance = 1f }, Requests(1, 2));
+        Assert.All(net.LatentsIn[0], v => Assert.Equal(0f, v));
+        for (var i = 1; i < net.LatentsIn.Count; i++)
+        {
+            Assert.Equal(net.LatentsOut[i - 1], net.LatentsIn[i]);
+        }
+
+        // The guidance halves carry different latents (the toy's latents depend on the class).
+        var half = 2 * net.Spec.LatentsPerImage;
+        Assert.NotEqual(net.LatentsOut[0][..half], net.LatentsOut[0][half..]);
+    }
+
+    [Fact]
+    public void Network_sees_unit_std_input_and_schedule_gamma_per_step()
+    {
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec(resolution: 8));
+        new RinSampler(net).Generate(Ddim8, Requests(1, 2));
+        var n = net.Spec.PixelsPerImage;
+        foreach (var input in net.Inputs)
+        {
+            for (var b = 0; b < 2; b++)
+            {
+                var xb = input.AsSpan(b * n, n).ToArray();
+                var mean = xb.Average();
+                var std = Math.Sqrt(xb.Select(v => (v - mean) * (v - mean)).Average());
+                Assert.Equal(1.0, std, 5);
+            }
+        }
+
+        var cosine = Schedules.Parse("cosine");
+        for (var i = 0; i < 8; i++)
+        {
+            Assert.All(net.Gammas[i], g => Assert.Equal((float)cosine.Gamma(1 - i / 8.0), g));
+        }
+    }
+
+    [Fact]
+    public void Zero_input_is_normalized_without_dividing_by_zero()
+    {
+        var output = new float[16];
+        RinSampler.NetworkInput(new float[16], output, normalize: true);
+        Assert.All(output, v => Assert.Equal(0f, v));
+    }
+
+    [Fact]
+    public void Pixels_are_clip_x0_over_2b_plus_half_times_255_rounded_half_to_even_in_HWC_order()
+    {
+        var spec = ToyDenoiser.MakeSpec(channels: 2, resolution: 2);
+        // b = 0.5: x̂0 = -0.5 -> 0, 0.5 -> 255, 0 -> 127.5 -> 128 (even), beyond ±b clipped.
+        float[] x0 = [-0.5f, 0.5f, 0f, 9f, /* channel 1 */ -9f, 0.25f, -0.25f, 0.5f];
+        var unit = new float[x0.Length];
+        RinSampler.ToUnitRange(x0, spec.InputScale, unit);
+        Assert.Equal([0f, 1f, 0.5f, 1f, 0f, 0.75f, 0.25f, 1f], unit);
+
+        var image = RinSampler.ToImage(unit, spec);
+        Assert.Equal((2, 2, 2), (image.Width, image.Height, image.Channels));
+        Assert.Equal(new byte[] { 0, 0, 255, 191, 128, 64, 255, 255 }, image.Pixels);
+
+        // 0.25·255 = 63.75 -> 64; 2.5 and 3.5 round to the even neighbour.
+        var halves = RinSampler.ToImage([2.5f / 255f, 3.5f / 255f, 0.5f / 255f, 1.5f / 255f], ToyDenoiser.MakeSpec(channels: 1, resolution: 2));
+        Assert.Equal(new byte[] { 2, 4, 0, 2 }, halves.Pixels);
+    }
+
+    [Fact]
+    public void Guidance_on_a_model_without_null_class_is_refused()
+    {
+        var sampler = new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec(nullClass: null)));
+        var error = Assert.Throws<ArgumentException>(() => sampler.Generate(Ddim8 with { Guidance = 1f }, Requests(1)));
+        Assert.Contains("rin.null_class", error.Message);
+    }
+
+    [Theory]
+    [InlineData(0, "cosine", 0f, 0L)]
+    [InlineData(4, "bogus", 0f, 0L)]
+    [InlineData(4, "cosine", -1f, 0L)]
+    [InlineData(4, "cosine", float.NaN, 0L)]
+    [InlineData(4, "cosine", 0f, 3L)]
+    [InlineData(4, "cosine", 0f, -1L)]
+    public void Bad_settings_or_classes_are_refused_before_any_network_call(int steps, string schedule, float guidance, long classId)
+    {
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec());
+        var settings = new SamplerSettings(steps, SamplerKind.Ddim, schedule, guidance);
+        Assert.ThrowsAny<ArgumentException>(() => new RinSampler(net).Generate(settings, [new ImageRequest(classId, 1)]));
+        Assert.Empty(net.Batches);
+    }
+
+    [Fact]
+    public void Sampler_loop_allocates_nothing_per_step()
+    {
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec(resolution: 16)) { Record = false };
+        var sampler = new RinSampler(net);
+        var requests = Requests(1, 2, 3);
+        var x0 = new float[3 * net.Spec.PixelsPerImage];
+        long Measure(int steps, SamplerKind kind)
+        {
+            var settings = new SamplerSettings(steps, kind, "cosine", 1f);
+            sampler.Sample(settings, requests, x0, null, null, default); // warm the pools
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            sampler.Sample(settings, requests, x0, null, null, default);
+            return GC.GetAllocatedBytesForCurrentThread() - before;
+        }
+
+        foreach (var kind in new[] { SamplerKind.Ddim, SamplerKind.Ddpm })
+        {
+            var few = Measure(2, kind);
+            var many = Measure(40, kind);
+            Assert.True(many - few <= 0, $"{kind}: {many - few} more bytes for 38 more steps");
+        }
+    }
+}
