@@ -1,0 +1,127 @@
+"""Export a trained RIN checkpoint (its EMA weights) to ONNX, as MODEL-CONTRACT.md says.
+
+    /usr/bin/python3 -m training.export runs/fmnist-64/ckpt.pt models/fmnist-64.onnx [--judge]
+
+The file is written next to its destination, checked with onnx.checker, and only then moved
+into place. An existing trained model is kept when the new one scores lower with the
+trainer's classifier (--judge), unless --force.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import onnx
+import torch
+
+from .model import RIN, RINConfig
+
+OPSET = 17
+INPUTS = ["x", "gamma", "class_id", "latents_in"]
+OUTPUTS = ["pred", "latents_out"]
+
+
+def model_from_checkpoint(path: str) -> tuple[RIN, dict]:
+    state = torch.load(path, map_location="cpu")
+    cfg = state["config"]
+    model = RIN(RINConfig(**cfg["model"]))
+    model.load_state_dict(state["ema"])
+    return model.eval(), state
+
+
+def metadata(model: RIN, *, name: str, prediction: str, input_scale: float, normalize_input: bool,
+             train_schedule: str, dataset: str, train_steps: int, trained: bool, extra: dict | None = None) -> dict:
+    cfg = model.cfg
+    meta = {
+        "rin.contract": "1",
+        "rin.name": name,
+        "rin.resolution": str(cfg.resolution),
+        "rin.channels": str(cfg.channels),
+        "rin.num_classes": str(cfg.num_classes),
+        "rin.class_names": json.dumps(list(cfg.class_names) or [str(i) for i in range(cfg.num_classes)]),
+        "rin.prediction": prediction,
+        "rin.input_scale": repr(float(input_scale)),
+        "rin.normalize_input": "true" if normalize_input else "false",
+        "rin.latents": f"{cfg.num_latents},{cfg.latent_dim}",
+        "rin.train_schedule": train_schedule,
+        "rin.patch_size": str(cfg.patch_size),
+        "rin.dataset": dataset,
+        "rin.train_steps": str(train_steps),
+        "rin.params": str(model.num_params()),
+        "rin.trained": "true" if trained else "false",
+    }
+    if cfg.null_class is not None:
+        meta["rin.null_class"] = str(cfg.null_class)
+    meta.update(extra or {})
+    return meta
+
+
+def export_onnx(model: RIN, path: str, meta: dict) -> None:
+    """Trace at batch 2 with a dynamic batch axis, attach metadata, check, then move into place."""
+    cfg = model.cfg
+    b = 2
+    args = (torch.randn(b, cfg.channels, cfg.resolution, cfg.resolution), torch.full((b,), 0.5),
+            torch.zeros(b, dtype=torch.long), torch.zeros(b, cfg.num_latents, cfg.latent_dim))
+    tmp = path + ".tmp"
+    torch.onnx.export(model.eval(), args, tmp, opset_version=OPSET, input_names=INPUTS, output_names=OUTPUTS,
+                      dynamic_axes={n: {0: "batch"} for n in INPUTS + OUTPUTS}, do_constant_folding=True)
+    proto = onnx.load(tmp)
+    # Tracing leaves the latents' slice length symbolic; the contract's readers want it stated.
+    static = {"pred": [cfg.channels, cfg.resolution, cfg.resolution], "latents_out": [cfg.num_latents, cfg.latent_dim]}
+    for out in proto.graph.output:
+        for dim, size in zip(out.type.tensor_type.shape.dim[1:], static[out.name]):
+            dim.ClearField("dim_param")
+            dim.dim_value = size
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, tmp)
+    os.replace(tmp, path)
+
+
+def read_metadata(path: str) -> dict:
+    return {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint")
+    ap.add_argument("out")
+    ap.add_argument("--judge", action="store_true", help="score with the classifier (training.classifier) first")
+    ap.add_argument("--samples-per-class", type=int, default=100)
+    ap.add_argument("--force", action="store_true", help="replace an existing model even if it scores higher")
+    args = ap.parse_args(argv)
+    try:
+        model, state = model_from_checkpoint(args.checkpoint)
+    except (OSError, KeyError, RuntimeError) as e:
+        print(f"error: cannot read checkpoint {args.checkpoint}: {e}", file=sys.stderr)
+        return 2
+    cfg = state["config"]
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.access(out_dir, os.W_OK):
+        print(f"error: cannot write to {out_dir}", file=sys.stderr)
+        return 2
+    extra = {}
+    if args.judge:
+        from .classifier import judge_model
+        acc = judge_model(model, cfg, per_class=args.samples_per_class)
+        extra["rin.class_accuracy"] = f"{acc:.4f}"
+        print(f"class accuracy of {args.samples_per_class}/class samples: {acc:.4f}")
+        if os.path.exists(args.out) and not args.force:
+            old = read_metadata(args.out).get("rin.class_accuracy")
+            if old is not None and float(old) > acc:
+                print(f"kept {args.out}: it scores {old} > {acc:.4f} (use --force to replace)", file=sys.stderr)
+                return 1
+    meta = metadata(model, name=cfg["name"], prediction=cfg["prediction"], input_scale=cfg["input_scale"],
+                    normalize_input=cfg["normalize_input"], train_schedule=cfg["train_schedule"],
+                    dataset=cfg["dataset"], train_steps=state["step"], trained=True, extra=extra)
+    export_onnx(model, args.out, meta)
+    print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.1f} MB, {model.num_params()} parameters)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

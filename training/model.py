@@ -1,0 +1,193 @@
+"""The RIN denoiser (Recurrent Interface Networks, Jabri, Fleet & Chen 2022, arXiv 2212.11972).
+
+Read top to bottom: config, attention, the read/compute/write block, the network.
+The layout follows the official code (google-research/pix2seq, architectures/tape.py):
+the image is cut into patches (the *interface*), a small set of learned *latents* reads
+from it with cross-attention, thinks with self-attention, and writes back. Compute is
+dominated by the latents, so large images with large patches stay cheap.
+
+Attention is written with plain matmul + softmax so the graph exports at ONNX opset 17
+on torch 1.13 and runs the same on torch 2.x.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class RINConfig:
+    resolution: int = 64
+    channels: int = 1
+    patch_size: int = 8
+    num_latents: int = 32        # L
+    latent_dim: int = 192        # D
+    interface_dim: int = 128
+    num_blocks: int = 3          # B: read -> K x self-attention -> write
+    latent_self_attn: int = 2    # K
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    num_classes: int = 10
+    class_dropout: float = 0.1   # > 0 adds a null class (id = num_classes) for guidance
+    class_names: list = field(default_factory=list)
+
+    @property
+    def grid(self) -> int:
+        return self.resolution // self.patch_size
+
+    @property
+    def null_class(self):
+        return self.num_classes if self.class_dropout > 0 else None
+
+    def validate(self) -> None:
+        """Raise ValueError with one clear message for a config that cannot train."""
+        problems = []
+        for name in ("resolution", "channels", "patch_size", "num_latents", "latent_dim",
+                     "interface_dim", "num_blocks", "heads", "num_classes"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be > 0 (got {getattr(self, name)})")
+        if self.latent_self_attn < 0:
+            problems.append(f"latent_self_attn must be >= 0 (got {self.latent_self_attn})")
+        if self.patch_size > 0 and self.resolution % self.patch_size:
+            problems.append(f"patch_size {self.patch_size} does not divide resolution {self.resolution}")
+        for name in ("latent_dim", "interface_dim"):
+            if self.heads > 0 and getattr(self, name) % self.heads:
+                problems.append(f"{name} {getattr(self, name)} is not divisible by heads {self.heads}")
+        if not 0 <= self.class_dropout < 1:
+            problems.append(f"class_dropout must be in [0, 1) (got {self.class_dropout})")
+        if self.class_names and len(self.class_names) != self.num_classes:
+            problems.append(f"class_names has {len(self.class_names)} names for {self.num_classes} classes")
+        if problems:
+            raise ValueError("bad model config: " + "; ".join(problems))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Attention(nn.Module):
+    """Multi-head attention of queries from `x` over keys/values from `context`."""
+
+    def __init__(self, dim: int, context_dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(context_dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        h = self.heads
+        q = self.q(x).reshape(b, n, h, d // h).transpose(1, 2)
+        k, v = self.kv(context).reshape(b, context.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
+        att = torch.softmax(q @ k.transpose(-1, -2) * (1.0 / math.sqrt(d // h)), dim=-1)
+        return self.out((att @ v).transpose(1, 2).reshape(b, n, d))
+
+
+def mlp(dim: int, ratio: float) -> nn.Sequential:
+    hidden = int(dim * ratio)
+    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+
+class CrossAttentionLayer(nn.Module):
+    """x <- x + Attn(LN(x), LN(context)); x <- x + MLP(LN(x)). Self-attention when context is x."""
+
+    def __init__(self, dim: int, context_dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm_x = nn.LayerNorm(dim)
+        self.norm_ctx = nn.LayerNorm(context_dim)
+        self.attn = Attention(dim, context_dim, heads)
+        self.norm_mlp = nn.LayerNorm(dim)
+        self.mlp = mlp(dim, mlp_ratio)
+
+    def forward(self, x: torch.Tensor, context=None) -> torch.Tensor:
+        xn = self.norm_x(x)
+        ctx = xn if context is None else self.norm_ctx(context)
+        x = x + self.attn(xn, ctx)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class RINBlock(nn.Module):
+    """One RIN block: read (latents <- interface), K latent self-attention layers, write."""
+
+    def __init__(self, cfg: RINConfig):
+        super().__init__()
+        d, di = cfg.latent_dim, cfg.interface_dim
+        self.read = CrossAttentionLayer(d, di, cfg.heads, cfg.mlp_ratio)
+        self.compute = nn.ModuleList(
+            CrossAttentionLayer(d, d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.latent_self_attn))
+        self.write = CrossAttentionLayer(di, d, cfg.heads, cfg.mlp_ratio)
+
+    def forward(self, latents, interface):
+        latents = self.read(latents, interface)
+        for layer in self.compute:
+            latents = layer(latents)
+        interface = self.write(interface, latents)
+        return latents, interface
+
+
+def gamma_embedding(gamma: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of gamma * 1000 (the network is conditioned on gamma, not t)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=gamma.device) / half)
+    args = (gamma.float() * 1000.0)[:, None] * freqs[None, :]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+
+
+class RIN(nn.Module):
+    """pred, latents_out = RIN(x, gamma, class_id, latents_in): the graph of MODEL-CONTRACT.md."""
+
+    def __init__(self, cfg: RINConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        p, c, di, d = cfg.patch_size, cfg.channels, cfg.interface_dim, cfg.latent_dim
+        # Interface: p x p patches -> tokens, LayerNorm, learned position embedding.
+        self.patch_embed = nn.Conv2d(c, di, kernel_size=p, stride=p)
+        self.patch_norm = nn.LayerNorm(di)
+        self.pos_embed = nn.Parameter(torch.randn(1, cfg.grid * cfg.grid, di) * 0.02)
+        # Latents, plus a time token and a class token that the latents attend to.
+        self.latents = nn.Parameter(torch.randn(1, cfg.num_latents, d) * 0.02)
+        self.time_mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.class_embed = nn.Embedding(cfg.num_classes + (1 if cfg.null_class is not None else 0), d)
+        # Latent self-conditioning: LN -> MLP -> zero-initialized LN, added to the latents.
+        self.selfcond_norm = nn.LayerNorm(d)
+        self.selfcond_mlp = mlp(d, 2.0)
+        self.selfcond_out = nn.LayerNorm(d)
+        nn.init.zeros_(self.selfcond_out.weight)
+        nn.init.zeros_(self.selfcond_out.bias)
+        self.blocks = nn.ModuleList(RINBlock(cfg) for _ in range(cfg.num_blocks))
+        # Output: LN + linear to p*p*C values per patch, then depth-to-space.
+        self.out_norm = nn.LayerNorm(di)
+        # Small, not zero: LAMB's trust ratio ||w||/||update|| would keep a zero matrix near zero.
+        self.out = nn.Linear(di, p * p * c)
+        nn.init.normal_(self.out.weight, std=0.02)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x, gamma, class_id, latents_in):
+        cfg = self.cfg
+        b = x.shape[0]
+        g = cfg.grid
+        interface = self.patch_embed(x).flatten(2).transpose(1, 2)
+        interface = self.patch_norm(interface) + self.pos_embed
+
+        latents = self.latents.expand(b, -1, -1)
+        latents = latents + self.selfcond_out(self.selfcond_mlp(self.selfcond_norm(latents_in)))
+        time_token = self.time_mlp(gamma_embedding(gamma, cfg.latent_dim))[:, None, :]
+        class_token = self.class_embed(class_id)[:, None, :]
+        tokens = torch.cat([latents, time_token, class_token], dim=1)
+
+        for block in self.blocks:
+            tokens, interface = block(tokens, interface)
+
+        out = self.out(self.out_norm(interface))                      # [B, g*g, p*p*C]
+        p, c = cfg.patch_size, cfg.channels
+        out = out.reshape(b, g, g, p, p, c).permute(0, 5, 1, 3, 2, 4)  # depth-to-space
+        pred = out.reshape(b, c, g * p, g * p)
+        return pred, tokens[:, : cfg.num_latents]
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())

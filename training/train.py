@@ -1,0 +1,274 @@
+"""Train a RIN denoiser (Algorithm 2 of Chen 2023) on Fashion-MNIST or a folder of images.
+
+    /usr/bin/python3 -m training.train --config training/configs/fmnist-64.json --device cpu
+
+Everything a run needs is in TrainConfig (a JSON file overrides its defaults, then --set
+key=value overrides that). A run writes into out_dir: ckpt.pt (resumable), samples-*.png
+grids (EMA weights, the reference sampler) and train.log. Export with training.export.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+
+from .data import DatasetError, load_dataset, to_model_input
+from .diffusion import Schedule, sample, training_loss
+from .lamb import Lamb
+from .model import RIN, RINConfig
+
+
+@dataclass
+class TrainConfig:
+    model: RINConfig = field(default_factory=RINConfig)
+    name: str = "fmnist-64"
+    dataset: str = "fashion-mnist"       # or a folder of class subfolders of images
+    out_dir: str = "runs/fmnist-64"
+    train_schedule: str = "cosine@0.2,1,1"
+    input_scale: float = 1.0             # b of the paper; < 1 at high resolution
+    prediction: str = "eps"              # eps | x | v
+    normalize_input: bool = True
+    self_cond_rate: float = 0.9
+    batch_size: int = 32
+    steps: int = 4000
+    max_minutes: float = 0.0             # > 0: stop at this wall time; LR decays over it
+    lr: float = 2e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    sample_every: int = 1000
+    sample_steps: int = 50
+    ckpt_every: int = 250
+    seed: int = 0
+    init_from: str = ""                  # a checkpoint whose matching tensors start this model
+    bf16: bool = False                   # autocast on CUDA
+
+    def validate(self) -> None:
+        self.model.validate()
+        problems = []
+        if self.input_scale <= 0:
+            problems.append(f"input_scale must be > 0 (got {self.input_scale})")
+        if self.prediction not in ("eps", "x", "v"):
+            problems.append(f"prediction must be eps, x or v (got {self.prediction})")
+        if self.batch_size <= 0 or self.steps <= 0:
+            problems.append("batch_size and steps must be > 0")
+        try:
+            Schedule(self.train_schedule)
+        except ValueError as e:
+            problems.append(str(e))
+        if problems:
+            raise ValueError("bad training config: " + "; ".join(problems))
+
+
+def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
+    raw = {}
+    if path:
+        with open(path) as f:
+            raw = json.load(f)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        target = raw
+        *parents, leaf = key.split(".")
+        for p in parents:
+            target = target.setdefault(p, {})
+        try:
+            target[leaf] = json.loads(value)
+        except json.JSONDecodeError:
+            target[leaf] = value
+    model_raw = raw.pop("model", {})
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(raw) - known | set(model_raw) - {f.name for f in fields(RINConfig)}
+    if unknown:
+        raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+    cfg = TrainConfig(model=RINConfig(**model_raw), **raw)
+    cfg.validate()
+    return cfg
+
+
+def check_writable(out_dir: str) -> None:
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"output directory {out_dir!r} is not writable: {e.strerror}") from None
+
+
+def param_groups(model, weight_decay):
+    """No weight decay and no trust ratio on norms, biases and embeddings (< 2 dims, plus pos/latents)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or name in ("pos_embed", "latents") or "embed.weight" in name else decay).append(p)
+    return [dict(params=decay, weight_decay=weight_decay),
+            dict(params=no_decay, weight_decay=0.0, adapt=False)]
+
+
+def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warm-up, then cosine decay to 0 over the run (progress in [0, 1])."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def save_grid(images: torch.Tensor, path: str, nrow: int) -> None:
+    """images [N, C, H, W] in [0, 1] -> one PNG grid."""
+    from PIL import Image
+    n, c, h, w = images.shape
+    rows = math.ceil(n / nrow)
+    grid = torch.ones(c, rows * (h + 2), nrow * (w + 2))
+    for i in range(n):
+        r, k = divmod(i, nrow)
+        grid[:, r * (h + 2) + 1: r * (h + 2) + 1 + h, k * (w + 2) + 1: k * (w + 2) + 1 + w] = images[i]
+    arr = (grid * 255).round().byte().permute(1, 2, 0).numpy()
+    Image.fromarray(arr[:, :, 0] if c == 1 else arr).save(path)
+
+
+def sample_grid(ema, cfg: TrainConfig, path: str, per_class: int = 4, max_res: int = 128) -> None:
+    """One row per class; large images are shown downsized so the grid stays small."""
+    classes = torch.arange(cfg.model.num_classes).repeat_interleave(per_class)
+    g = torch.Generator().manual_seed(1234)
+    imgs = sample(ema, classes, steps=cfg.sample_steps, schedule=Schedule("cosine"), input_scale=cfg.input_scale,
+                  prediction=cfg.prediction, normalize_input=cfg.normalize_input, generator=g).cpu()
+    if imgs.shape[-1] > max_res:
+        imgs = torch.nn.functional.interpolate(imgs, size=(max_res, max_res), mode="area")
+    save_grid(imgs, path, nrow=per_class)
+
+
+def init_from_checkpoint(model: RIN, path: str) -> list[str]:
+    """Start from another run's EMA weights where names and shapes match (e.g. a trunk trained at
+    64 px reused at 512 px). The patch stem is carried over by nearest upsampling when only its
+    kernel size differs, so a 512 px patch starts as the 64 px patch's average. Returns what was taken."""
+    src = torch.load(path, map_location="cpu")["ema"]
+    dst = model.state_dict()
+    taken = []
+    for k, v in src.items():
+        if k not in dst:
+            continue
+        if dst[k].shape == v.shape:
+            dst[k] = v
+        elif k == "patch_embed.weight" and dst[k].shape[:2] == v.shape[:2]:
+            f = dst[k].shape[-1] // v.shape[-1]
+            dst[k] = v.repeat_interleave(f, -1).repeat_interleave(f, -2) / (f * f)
+        else:
+            continue
+        taken.append(k)
+    model.load_state_dict(dst)
+    return taken
+
+
+def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = False) -> dict:
+    from tqdm import tqdm
+    check_writable(cfg.out_dir)
+    images, labels, class_names = load_dataset(cfg.dataset, "train", cfg.model.resolution, cfg.model.channels)
+    if not cfg.model.class_names:
+        cfg.model.class_names = class_names
+    if len(class_names) != cfg.model.num_classes:
+        raise ValueError(f"dataset has {len(class_names)} classes, model.num_classes is {cfg.model.num_classes}")
+    torch.manual_seed(cfg.seed)
+    model = RIN(cfg.model).to(device)
+    ema = copy.deepcopy(model).eval()
+    opt = Lamb(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    schedule = Schedule(cfg.train_schedule)
+    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+    step, elapsed, history = 0, 0.0, []
+    if resume and os.path.exists(ckpt_path):
+        state = torch.load(ckpt_path, map_location=device)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step, elapsed, history = state["step"], state["elapsed"], state["history"]
+        print(f"resumed {ckpt_path} at step {step}", file=sys.stderr)
+    elif cfg.init_from:
+        taken = init_from_checkpoint(model, cfg.init_from)
+        ema.load_state_dict(model.state_dict())
+        print(f"initialized {len(taken)} tensors from {cfg.init_from}", file=sys.stderr)
+
+    def save():
+        state = dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step,
+                     elapsed=elapsed, history=history, config=asdict(cfg), samples_seen=step * cfg.batch_size)
+        torch.save(state, ckpt_path + ".tmp")
+        os.replace(ckpt_path + ".tmp", ckpt_path)               # never a half-written checkpoint
+
+    use_bf16 = cfg.bf16 and device.startswith("cuda")
+    # CPU builds of torch 1.13 refuse even a disabled CUDA autocast, so build it only when used.
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+    gen = torch.Generator().manual_seed(cfg.seed + step)
+    bar = tqdm(total=cfg.steps, initial=step, disable=quiet, dynamic_ncols=True)
+    start = time.time() - elapsed
+    while step < cfg.steps:
+        elapsed = time.time() - start
+        if cfg.max_minutes and elapsed >= cfg.max_minutes * 60:
+            break
+        progress = max(step / cfg.steps, elapsed / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, step, progress)
+        idx = torch.randint(len(images), (cfg.batch_size,), generator=gen)
+        x = to_model_input(images[idx].to(device), cfg.model.resolution, cfg.model.channels)
+        y = labels[idx].to(device)
+        with autocast:
+            loss = training_loss(model, x, y, schedule, cfg.input_scale, cfg.prediction, cfg.normalize_input,
+                                 cfg.self_cond_rate, cfg.model.class_dropout)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        decay = min(cfg.ema_decay, (1 + step) / (10 + step))        # EMA warm-up
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - decay)
+        step += 1
+        history.append(float(loss))
+        bar.update(1)
+        bar.set_postfix(loss=f"{sum(history[-50:]) / len(history[-50:]):.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
+        if step % cfg.ckpt_every == 0:
+            elapsed = time.time() - start
+            save()
+        if cfg.sample_every and step % cfg.sample_every == 0:
+            sample_grid(ema, cfg, os.path.join(cfg.out_dir, f"samples-{step:06d}.png"))
+    bar.close()
+    elapsed = time.time() - start
+    save()
+    sample_grid(ema, cfg, os.path.join(cfg.out_dir, "samples-final.png"))
+    summary = dict(name=cfg.name, steps=step, samples_seen=step * cfg.batch_size, minutes=elapsed / 60,
+                   final_loss=sum(history[-200:]) / max(1, len(history[-200:])), params=model.num_params(),
+                   device=device, torch=torch.__version__)
+    with open(os.path.join(cfg.out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", help="JSON file of TrainConfig fields (model fields under 'model')")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.patch_size=16")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    ap.add_argument("--no-resume", action="store_true")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        cfg = load_config(args.config, args.set)
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}: CUDA is not available here")
+        summary = train(cfg, args.device, resume=not args.no_resume)
+    except (ValueError, DatasetError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
