@@ -1,0 +1,246 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using RinServe.Diffusion;
+
+namespace RinServe.Jobs;
+
+/// <summary>
+/// Takes up to <c>Workers:MaxBatch</c> jobs of one model, runs each group of compatible jobs
+/// (equal <see cref="SamplerSettings"/>) as one sampler batch, reports progress per step and
+/// stores the results. On shutdown it finishes the batch it runs and hands back jobs it holds
+/// but has not started.
+/// </summary>
+public sealed class BatchingWorker(
+    IJobQueue queue,
+    IImageGenerator generator,
+    IOptions<WorkersOptions> options,
+    JobMetrics metrics,
+    TimeProvider time,
+    ILogger<BatchingWorker> logger) : BackgroundService
+{
+    private readonly WorkersOptions _options = options.Value;
+
+    /// <summary>This worker's consumer name in the Redis consumer group; unique per process.</summary>
+    public string Consumer { get; } = $"{Environment.MachineName}-{Environment.ProcessId}-{JobId.New()[..6]}";
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var models = generator.Models;
+        if (models.Count == 0)
+        {
+            logger.LogWarning("No models loaded: the worker has nothing to run");
+            return;
+        }
+        logger.LogInformation("Worker {Consumer} serving {Models}, MaxBatch {MaxBatch}", Consumer, string.Join(", ", models), _options.MaxBatch);
+        var next = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var model = models[next++ % models.Count];
+            IReadOnlyList<LeasedJob> taken;
+            try
+            {
+                // With one model, wait on it; with several, look at each briefly in turn.
+                var firstWait = models.Count == 1 ? TimeSpan.FromSeconds(1) : _options.PollInterval;
+                taken = await queue.TakeAsync(model, Consumer, _options.MaxBatch, firstWait, _options.MaxBatchDelay, stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Taking jobs of model {Model} failed; trying again shortly", model);
+                await DelayQuietly(_options.ErrorBackoff, stoppingToken);
+                continue;
+            }
+            var groups = taken.GroupBy(j => j.Job.Spec.Settings).ToList();
+            for (var g = 0; g < groups.Count; g++)
+            {
+                if (stoppingToken.IsCancellationRequested)
+                {
+                    await HandBackAsync(groups.Skip(g).SelectMany(x => x));
+                    break;
+                }
+                await RunBatchAsync(model, groups[g].Key, [.. groups[g]]);
+            }
+        }
+    }
+
+    private async Task RunBatchAsync(string model, SamplerSettings settings, IReadOnlyList<LeasedJob> jobs)
+    {
+        var running = new List<LeasedJob>(jobs.Count);
+        foreach (var job in jobs)
+        {
+            try
+            {
+                if (await queue.MarkRunningAsync(job))
+                {
+                    running.Add(job);
+                    metrics.JobStarted(model, time.GetUtcNow() - job.Job.CreatedAt);
+                }
+            }
+            catch (Exception ex)
+            {
+                // Left pending: it is reclaimed after the visibility timeout.
+                logger.LogWarning(ex, "Could not start job {JobId}", job.Id);
+            }
+        }
+        if (running.Count == 0)
+        {
+            return;
+        }
+        var ids = string.Join(",", running.Select(j => j.Id));
+        using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = ids, ["Model"] = model });
+        var requests = running.SelectMany(j => j.Job.Spec.ImageRequests()).ToList();
+        var canceled = new HashSet<string>(StringComparer.Ordinal);
+        // Not linked to shutdown: a batch that started is finished, so no work is thrown away.
+        using var cancel = new CancellationTokenSource();
+        using var stopHeartbeat = new CancellationTokenSource();
+        var heartbeat = HeartbeatAsync(running, canceled, cancel, stopHeartbeat.Token);
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            logger.LogInformation("Running batch of {Jobs} jobs, {Images} images, {Steps} steps", running.Count, requests.Count, settings.Steps);
+            var images = await Task.Run(() => generator.Generate(model, settings, requests, step =>
+            {
+                foreach (var job in running)
+                {
+                    queue.ReportProgress(job, step.Step);
+                }
+            }, cancel.Token), CancellationToken.None);
+            watch.Stop();
+            metrics.BatchFinished(model, images.Count, settings.Steps, watch.Elapsed);
+            var offset = 0;
+            foreach (var job in running)
+            {
+                var mine = images.Skip(offset).Take(job.Job.Spec.Count).ToList();
+                offset += job.Job.Spec.Count;
+                if (!await CompleteAsync(job, mine))
+                {
+                    logger.LogInformation("Job {JobId} had already finished (canceled or completed elsewhere); result dropped", job.Id);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            logger.LogInformation("Batch canceled at a step boundary");
+            foreach (var job in running)
+            {
+                await AcknowledgeQuietly(job);
+            }
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Batch failed");
+            foreach (var job in running)
+            {
+                metrics.JobFailed(model, "exception");
+                try
+                {
+                    await queue.FailAsync(job, ex.Message);
+                }
+                catch (Exception failEx)
+                {
+                    logger.LogWarning(failEx, "Could not record the failure of job {JobId}; it will be reclaimed", job.Id);
+                }
+            }
+        }
+        finally
+        {
+            await stopHeartbeat.CancelAsync();
+            await heartbeat;
+        }
+    }
+
+    private async Task<bool> CompleteAsync(LeasedJob job, IReadOnlyList<GeneratedImage> images)
+    {
+        // The result is worth a few tries: Redis may blink. If it stays away, the job is reclaimed and rerun.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await queue.CompleteAsync(job, images);
+            }
+            catch (QueueUnavailableException ex) when (attempt < 5)
+            {
+                logger.LogWarning(ex, "Storing the result of job {JobId} failed (attempt {Attempt})", job.Id, attempt);
+                await Task.Delay(_options.ErrorBackoff);
+            }
+            catch (QueueUnavailableException ex)
+            {
+                logger.LogError(ex, "Gave up storing the result of job {JobId}; another worker will rerun it", job.Id);
+                return false;
+            }
+        }
+    }
+
+    /// <summary>Renews the hold on the running jobs; cancels the batch once every job in it was canceled.</summary>
+    private async Task HeartbeatAsync(IReadOnlyList<LeasedJob> running, HashSet<string> canceled, CancellationTokenSource cancel, CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(_options.HeartbeatInterval, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop))
+            {
+                try
+                {
+                    var gone = await queue.HeartbeatAsync(Consumer, running, stop);
+                    canceled.UnionWith(gone);
+                    if (canceled.Count == running.Count)
+                    {
+                        await cancel.CancelAsync();
+                        return;
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    logger.LogWarning(ex, "Heartbeat failed");
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task HandBackAsync(IEnumerable<LeasedJob> jobs)
+    {
+        foreach (var job in jobs)
+        {
+            try
+            {
+                await queue.ReleaseAsync(job);
+                logger.LogInformation("Handed job {JobId} back to the queue on shutdown", job.Id);
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Could not hand back job {JobId}; it will be reclaimed", job.Id);
+            }
+        }
+    }
+
+    private async Task AcknowledgeQuietly(LeasedJob job)
+    {
+        try
+        {
+            await queue.AcknowledgeAsync(job);
+        }
+        catch (Exception ex)
+        {
+            logger.LogWarning(ex, "Could not acknowledge canceled job {JobId}", job.Id);
+        }
+    }
+
+    private async Task DelayQuietly(TimeSpan delay, CancellationToken ct)
+    {
+        try
+        {
+            await Task.Delay(delay, time, ct);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}

@@ -1,0 +1,87 @@
+using RinServe.Diffusion;
+
+namespace RinServe.Jobs;
+
+/// <summary>
+/// The job queue and result store, one interface for both backends (Redis Streams and in-process).
+/// The API side enqueues, reads, watches and cancels; the worker side takes, reports and completes.
+/// Calls that cannot reach the backend throw <see cref="QueueUnavailableException"/>.
+/// </summary>
+public interface IJobQueue
+{
+    /// <summary>Queues a job, unless the model's queue is full or the idempotency key was used before.</summary>
+    Task<EnqueueResult> EnqueueAsync(JobSpec spec, IdempotencyClaim? idempotency, CancellationToken ct = default);
+
+    /// <summary>The job with its current queue position, or null when unknown or expired.</summary>
+    Task<JobRecord?> GetAsync(string id, CancellationToken ct = default);
+
+    /// <summary>The k-th generated image of a succeeded job, or null.</summary>
+    Task<GeneratedImage?> GetImageAsync(string id, int index, CancellationToken ct = default);
+
+    /// <summary>Cancels a queued or running job; returns the job afterwards (unchanged when already finished), or null.</summary>
+    Task<JobRecord?> CancelAsync(string id, CancellationToken ct = default);
+
+    /// <summary>
+    /// The current state first, then every change, ending after a terminal state.
+    /// Ends at once when the job is unknown.
+    /// </summary>
+    IAsyncEnumerable<JobRecord> WatchAsync(string id, CancellationToken ct = default);
+
+    /// <summary>Jobs waiting or running for a model.</summary>
+    Task<long> DepthAsync(string model, CancellationToken ct = default);
+
+    /// <summary>Throws when the backend is unreachable; used by the readiness check.</summary>
+    Task PingAsync(CancellationToken ct = default);
+
+    /// <summary>
+    /// Takes up to <paramref name="max"/> jobs of one model: waits up to <paramref name="firstWait"/>
+    /// for the first, then up to <paramref name="batchDelay"/> for more. Jobs whose worker died
+    /// (no heartbeat for <c>Jobs:VisibilityTimeout</c>) are reclaimed here too.
+    /// </summary>
+    Task<IReadOnlyList<LeasedJob>> TakeAsync(
+        string model, string consumer, int max, TimeSpan firstWait, TimeSpan batchDelay, CancellationToken ct = default);
+
+    /// <summary>Marks a taken job running and counts the delivery; false when it was canceled meanwhile.</summary>
+    Task<bool> MarkRunningAsync(LeasedJob job, CancellationToken ct = default);
+
+    /// <summary>Best-effort progress report; never blocks the sampler.</summary>
+    void ReportProgress(LeasedJob job, int step);
+
+    /// <summary>
+    /// Keeps the held jobs invisible to other workers and returns the ids among them that were canceled.
+    /// </summary>
+    Task<IReadOnlySet<string>> HeartbeatAsync(string consumer, IReadOnlyList<LeasedJob> jobs, CancellationToken ct = default);
+
+    /// <summary>
+    /// Stores the images and marks the job succeeded, once: false when the job had already finished
+    /// (canceled, or completed by another worker after a reclaim), in which case nothing is written.
+    /// </summary>
+    Task<bool> CompleteAsync(LeasedJob job, IReadOnlyList<GeneratedImage> images, CancellationToken ct = default);
+
+    /// <summary>
+    /// Records a failed attempt: the job is queued again, or after <c>Jobs:MaxDeliveries</c> deliveries
+    /// it fails for good and goes to the dead-letter stream.
+    /// </summary>
+    Task FailAsync(LeasedJob job, string error, CancellationToken ct = default);
+
+    /// <summary>Hands a job that was taken but not started back to the queue (worker shutdown).</summary>
+    Task ReleaseAsync(LeasedJob job, CancellationToken ct = default);
+
+    /// <summary>Drops the worker's hold on a job that was canceled while it held it.</summary>
+    Task AcknowledgeAsync(LeasedJob job, CancellationToken ct = default);
+}
+
+/// <summary>Runs the sampler for a loaded model; the host implements it with RinSampler and ONNX Runtime.</summary>
+public interface IImageGenerator
+{
+    /// <summary>Names of the models this process can run.</summary>
+    IReadOnlyList<string> Models { get; }
+
+    /// <summary>One batch; throws <see cref="OperationCanceledException"/> at the next step once canceled.</summary>
+    IReadOnlyList<GeneratedImage> Generate(
+        string model,
+        SamplerSettings settings,
+        IReadOnlyList<ImageRequest> requests,
+        Action<StepProgress>? onStep,
+        CancellationToken ct);
+}

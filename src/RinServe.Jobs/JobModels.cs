@@ -1,0 +1,85 @@
+using System.Text.Json.Serialization;
+using RinServe.Diffusion;
+
+namespace RinServe.Jobs;
+
+/// <summary>The life of a job: queued → running → one of the three terminal states.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<JobState>))]
+public enum JobState { Queued, Running, Succeeded, Failed, Canceled }
+
+/// <summary>
+/// What one job generates, already validated by the API: <see cref="Count"/> images of one class
+/// with seeds <see cref="Seed"/>, Seed+1, ... so each image is reproducible on its own.
+/// </summary>
+/// <param name="Model">Name of the loaded model (its <c>rin.name</c>).</param>
+/// <param name="Owner">Hash of the API key that created the job, or null when keys are off.</param>
+public sealed record JobSpec(
+    string Model,
+    int Steps,
+    SamplerKind Sampler,
+    string Schedule,
+    float Guidance,
+    long ClassId,
+    ulong Seed,
+    int Count,
+    string Format,
+    string? Owner)
+{
+    /// <summary>Jobs are batched together only when these are equal.</summary>
+    [JsonIgnore]
+    public SamplerSettings Settings => new(Steps, Sampler, Schedule, Guidance);
+
+    /// <summary>The sampler requests of this job, one per image.</summary>
+    public IEnumerable<ImageRequest> ImageRequests() =>
+        Enumerable.Range(0, Count).Select(k => new ImageRequest(ClassId, unchecked(Seed + (ulong)k)));
+}
+
+/// <summary>A snapshot of one job as the store knows it.</summary>
+/// <param name="Step">Finished sampler steps, 0..Spec.Steps.</param>
+/// <param name="QueuePosition">1 = next to run; null unless queued.</param>
+/// <param name="Deliveries">How many times a worker started it (more than 1 after a reclaim or retry).</param>
+public sealed record JobRecord(
+    string Id,
+    JobSpec Spec,
+    JobState State,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? FinishedAt,
+    int Step,
+    int? QueuePosition,
+    string? Error,
+    int ImageCount,
+    int Deliveries)
+{
+    public bool IsTerminal => State is JobState.Succeeded or JobState.Failed or JobState.Canceled;
+}
+
+/// <summary>An Idempotency-Key together with a fingerprint of the parameters it was used with.</summary>
+public sealed record IdempotencyClaim(string Key, string Fingerprint);
+
+public enum EnqueueStatus
+{
+    /// <summary>A new job was queued.</summary>
+    Created,
+    /// <summary>The idempotency key was used before with the same parameters: that job is returned.</summary>
+    Existing,
+    /// <summary>The idempotency key was used before with other parameters.</summary>
+    IdempotencyConflict,
+    /// <summary>The model's queue is at <c>Jobs:MaxQueueLength</c>.</summary>
+    QueueFull,
+}
+
+public sealed record EnqueueResult(EnqueueStatus Status, JobRecord? Job, TimeSpan? RetryAfter = null);
+
+/// <summary>A job a worker holds. <see cref="Lease"/> identifies this delivery (a stream entry id in Redis).</summary>
+public sealed record LeasedJob(JobRecord Job, string Lease)
+{
+    public string Id => Job.Id;
+}
+
+/// <summary>The queue backend cannot be reached (Redis down, circuit open): the API answers 503.</summary>
+public sealed class QueueUnavailableException(string message, TimeSpan retryAfter, Exception? inner = null)
+    : Exception(message, inner)
+{
+    public TimeSpan RetryAfter { get; } = retryAfter;
+}

@@ -1,0 +1,87 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace RinServe.Jobs;
+
+/// <summary>Queue and result store settings (section <c>Jobs</c>).</summary>
+public sealed class JobsOptions
+{
+    public const string Section = "Jobs";
+
+    /// <summary>Most jobs waiting or running per model; beyond it POST /generate answers 429 with Retry-After.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxQueueLength { get; set; } = 1000;
+
+    /// <summary>How long finished jobs and their images are kept.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
+    public TimeSpan ResultTtl { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>How long an unfinished job may live in the store before it expires.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
+    public TimeSpan JobTtl { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>A job held this long without a worker heartbeat is taken over by another worker (Redis).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>After this many deliveries (starts, including reclaims) a failing job goes to the dead-letter stream.</summary>
+    [Range(1, 100)]
+    public int MaxDeliveries { get; set; } = 3;
+
+    /// <summary>How often a worker looks for jobs of dead workers to reclaim (Redis XAUTOCLAIM).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
+    public TimeSpan ReclaimInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Retry-After sent with 429 when a queue is full.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan QueueFullRetryAfter { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Prefix of every Redis key, so several deployments can share one Redis.</summary>
+    [Required(AllowEmptyStrings = false)]
+    public string KeyPrefix { get; set; } = "rin:";
+
+    /// <summary>Most entries kept in the dead-letter stream (approximate trim).</summary>
+    [Range(1, 10_000_000)]
+    public int DeadLetterMaxLength { get; set; } = 10_000;
+
+    /// <summary>Timeout of one Redis call (Polly timeout per attempt).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
+    public TimeSpan RedisAttemptTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Retries of a failed Redis call, with jittered exponential backoff.</summary>
+    [Range(0, 10)]
+    public int RedisRetries { get; set; } = 2;
+
+    /// <summary>First retry delay; later ones grow exponentially.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:00:10")]
+    public TimeSpan RedisRetryDelay { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>How long the circuit stays open after Redis failures; also the Retry-After of a 503.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.500", "00:10:00")]
+    public TimeSpan RedisBreakDuration { get; set; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>Batching worker settings (section <c>Workers</c>).</summary>
+public sealed class WorkersOptions
+{
+    public const string Section = "Workers";
+
+    /// <summary>Most compatible jobs (same model, steps, sampler, schedule, guidance) run as one batch; 1 turns batching off.</summary>
+    [Range(1, 256)]
+    public int MaxBatch { get; set; } = 4;
+
+    /// <summary>After the first job, how long a worker waits for more to fill a batch.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:10")]
+    public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>How often an idle worker polls Redis for new jobs (StackExchange.Redis cannot block on XREADGROUP).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:00:10")]
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>How often a worker renews its hold on running jobs and checks them for cancellation.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Pause after a failed queue call before the worker tries again.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
+    public TimeSpan ErrorBackoff { get; set; } = TimeSpan.FromSeconds(1);
+}

@@ -1,0 +1,342 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using RinServe.Diffusion;
+using RinServe.Testing;
+
+namespace RinServe.Jobs.Tests;
+
+/// <summary>
+/// The behaviour both queue backends promise. Each concrete subclass supplies a backend;
+/// every test gets a fresh, isolated queue.
+/// </summary>
+public abstract class JobQueueContract : IAsyncDisposable
+{
+    private readonly List<ServiceProvider> _providers = [];
+
+    /// <summary>Redis connection string, or null for the in-process queue.</summary>
+    protected abstract string? Redis { get; }
+
+    protected IJobQueue NewQueue(params (string Key, string Value)[] settings)
+    {
+        var values = new Dictionary<string, string?>
+        {
+            ["Jobs:KeyPrefix"] = $"t{Guid.NewGuid():N}:",
+            ["Jobs:ReclaimInterval"] = "00:00:00.050",
+            ["Workers:PollInterval"] = "00:00:00.010",
+        };
+        foreach (var (key, value) in settings)
+        {
+            values[key] = value;
+        }
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+        var services = new ServiceCollection().AddLogging().AddJobQueue(configuration, Redis);
+        var provider = services.BuildServiceProvider();
+        _providers.Add(provider);
+        return provider.GetRequiredService<IJobQueue>();
+    }
+
+    protected static JobSpec Spec(string model = "m", int steps = 3, long classId = 1, ulong seed = 7, int count = 1, string? owner = null) =>
+        new(model, steps, SamplerKind.Ddim, "cosine", 0f, classId, seed, count, "png", owner);
+
+    protected static GeneratedImage Image(byte value) => new(2, 2, 1, [value, value, value, value]);
+
+    private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(200);
+
+    protected static async Task<LeasedJob> TakeOneAsync(IJobQueue queue, string consumer = "w1", string model = "m")
+    {
+        var taken = await queue.TakeAsync(model, consumer, 1, TimeSpan.FromSeconds(2), TimeSpan.Zero);
+        return Assert.Single(taken);
+    }
+
+    [Fact]
+    public async Task Enqueued_job_is_queued_with_an_unguessable_id_and_position_one()
+    {
+        var queue = NewQueue();
+        var result = await queue.EnqueueAsync(Spec(), null);
+        Assert.Equal(EnqueueStatus.Created, result.Status);
+        var job = await queue.GetAsync(result.Job!.Id);
+        Assert.NotNull(job);
+        Assert.Equal(JobState.Queued, job.State);
+        Assert.Equal(1, job.QueuePosition);
+        Assert.True(JobId.IsWellFormed(job.Id));
+        Assert.Equal(Spec(), job.Spec);
+    }
+
+    [Fact]
+    public async Task Queue_positions_follow_enqueue_order_and_move_up_when_jobs_are_taken()
+    {
+        var queue = NewQueue();
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            ids.Add((await queue.EnqueueAsync(Spec(seed: (ulong)i), null)).Job!.Id);
+        }
+        Assert.Equal(3, (await queue.GetAsync(ids[2]))!.QueuePosition);
+        var first = await TakeOneAsync(queue);
+        Assert.Equal(ids[0], first.Id);
+        Assert.Equal(1, (await queue.GetAsync(ids[1]))!.QueuePosition);
+        Assert.Equal(2, (await queue.GetAsync(ids[2]))!.QueuePosition);
+    }
+
+    [Fact]
+    public async Task Take_returns_at_most_max_jobs_in_order_and_nothing_when_empty()
+    {
+        var queue = NewQueue();
+        Assert.Empty(await queue.TakeAsync("m", "w1", 4, Short, TimeSpan.Zero));
+        var ids = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            ids.Add((await queue.EnqueueAsync(Spec(seed: (ulong)i), null)).Job!.Id);
+        }
+        var taken = await queue.TakeAsync("m", "w1", 4, Short, Short);
+        Assert.Equal(ids.Take(4), taken.Select(t => t.Id));
+        Assert.Empty(await queue.TakeAsync("other", "w1", 4, Short, TimeSpan.Zero));
+    }
+
+    [Fact]
+    public async Task Completed_job_has_its_images_and_later_completions_are_refused()
+    {
+        var queue = NewQueue();
+        var id = (await queue.EnqueueAsync(Spec(count: 2), null)).Job!.Id;
+        var lease = await TakeOneAsync(queue);
+        Assert.True(await queue.MarkRunningAsync(lease));
+        queue.ReportProgress(lease, 2);
+        Assert.True(await queue.CompleteAsync(lease, [Image(10), Image(20)]));
+        Assert.False(await queue.CompleteAsync(lease, [Image(99), Image(99)]));
+        var job = (await queue.GetAsync(id))!;
+        Assert.Equal(JobState.Succeeded, job.State);
+        Assert.Equal(2, job.ImageCount);
+        Assert.Equal(3, job.Step);
+        Assert.Equal(1, job.Deliveries);
+        Assert.NotNull(job.StartedAt);
+        Assert.NotNull(job.FinishedAt);
+        Assert.Equal(20, (await queue.GetImageAsync(id, 1))!.Pixels[0]);
+        Assert.Null(await queue.GetImageAsync(id, 2));
+        Assert.Equal(0, await queue.DepthAsync("m"));
+    }
+
+    [Fact]
+    public async Task Canceled_queued_job_is_never_handed_to_a_worker()
+    {
+        var queue = NewQueue();
+        var id = (await queue.EnqueueAsync(Spec(), null)).Job!.Id;
+        var canceled = await queue.CancelAsync(id);
+        Assert.Equal(JobState.Canceled, canceled!.State);
+        Assert.Empty(await queue.TakeAsync("m", "w1", 4, Short, TimeSpan.Zero));
+        Assert.Equal(0, await queue.DepthAsync("m"));
+    }
+
+    [Fact]
+    public async Task Canceling_a_running_job_shows_in_the_heartbeat_and_its_result_is_dropped()
+    {
+        var queue = NewQueue();
+        var id = (await queue.EnqueueAsync(Spec(), null)).Job!.Id;
+        var lease = await TakeOneAsync(queue);
+        Assert.True(await queue.MarkRunningAsync(lease));
+        Assert.Empty(await queue.HeartbeatAsync("w1", [lease]));
+        await queue.CancelAsync(id);
+        Assert.Contains(id, await queue.HeartbeatAsync("w1", [lease]));
+        Assert.False(await queue.CompleteAsync(lease, [Image(1)]));
+        Assert.Equal(JobState.Canceled, (await queue.GetAsync(id))!.State);
+    }
+
+    [Fact]
+    public async Task Job_canceled_between_take_and_start_does_not_start()
+    {
+        var queue = NewQueue();
+        var id = (await queue.EnqueueAsync(Spec(), null)).Job!.Id;
+        var lease = await TakeOneAsync(queue);
+        await queue.CancelAsync(id);
+        Assert.False(await queue.MarkRunningAsync(lease));
+    }
+
+    [Fact]
+    public async Task Full_queue_refuses_with_retry_after()
+    {
+        var queue = NewQueue(("Jobs:MaxQueueLength", "2"));
+        await queue.EnqueueAsync(Spec(), null);
+        await queue.EnqueueAsync(Spec(), null);
+        var third = await queue.EnqueueAsync(Spec(), null);
+        Assert.Equal(EnqueueStatus.QueueFull, third.Status);
+        Assert.True(third.RetryAfter > TimeSpan.Zero);
+        Assert.Equal(EnqueueStatus.Created, (await queue.EnqueueAsync(Spec(model: "other"), null)).Status);
+    }
+
+    [Fact]
+    public async Task Idempotency_key_returns_the_same_job_and_conflicts_on_other_parameters()
+    {
+        var queue = NewQueue();
+        var first = await queue.EnqueueAsync(Spec(), new IdempotencyClaim("k1", "f1"));
+        var again = await queue.EnqueueAsync(Spec(), new IdempotencyClaim("k1", "f1"));
+        Assert.Equal(EnqueueStatus.Existing, again.Status);
+        Assert.Equal(first.Job!.Id, again.Job!.Id);
+        var other = await queue.EnqueueAsync(Spec(seed: 9), new IdempotencyClaim("k1", "f2"));
+        Assert.Equal(EnqueueStatus.IdempotencyConflict, other.Status);
+        // Keys are per API key owner.
+        var otherOwner = await queue.EnqueueAsync(Spec(owner: "someone"), new IdempotencyClaim("k1", "f1"));
+        Assert.Equal(EnqueueStatus.Created, otherOwner.Status);
+    }
+
+    [Fact]
+    public async Task Failed_attempts_are_retried_until_max_deliveries_then_the_job_fails()
+    {
+        var queue = NewQueue(("Jobs:MaxDeliveries", "2"));
+        var id = (await queue.EnqueueAsync(Spec(), null)).Job!.Id;
+        for (var attempt = 1; attempt <= 2; attempt++)
+        {
+            var lease = await TakeOneAsync(queue);
+            Assert.True(await queue.MarkRunningAsync(lease));
+            await queue.FailAsync(lease, "boom");
+        }
+        var job = (await queue.GetAsync(id))!;
+        Assert.Equal(JobState.Failed, job.State);
+        Assert.Equal("boom", job.Error);
+        Assert.Equal(2, job.Deliveries);
+        Assert.Empty(await queue.TakeAsync("m", "w1", 1, Short, TimeSpan.Zero));
+    }
+
+    [Fact]
+    public async Task Released_job_goes_back_to_the_queue()
+    {
+        var queue = NewQueue();
+        var id = (await queue.EnqueueAsync(Spec(), null)).Job!.Id;
+        var lease = await TakeOneAsync(queue);
+        await queue.ReleaseAsync(lease);
+        Assert.Equal(JobState.Queued, (await queue.GetAsync(id))!.State);
+        var again = await TakeOneAsync(queue, "w2");
+        Assert.Equal(id, again.Id);
+    }
+
+    [Fact]
+    public async Task Watch_gives_the_current_state_first_then_changes_until_terminal()
+    {
+        var queue = NewQueue();
+        var id = (await queue.EnqueueAsync(Spec(), null)).Job!.Id;
+        var seen = new List<JobRecord>();
+        var watching = Task.Run(async () =>
+        {
+            await foreach (var record in queue.WatchAsync(id))
+            {
+                seen.Add(record);
+            }
+        });
+        var lease = await TakeOneAsync(queue);
+        await Task.Delay(100);
+        Assert.True(await queue.MarkRunningAsync(lease));
+        await Task.Delay(100);
+        queue.ReportProgress(lease, 1);
+        await Task.Delay(100);
+        await queue.CompleteAsync(lease, [Image(1)]);
+        await watching.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(JobState.Queued, seen[0].State);
+        Assert.Contains(seen, r => r.State == JobState.Running);
+        Assert.Equal(JobState.Succeeded, seen[^1].State);
+
+        // A late subscriber gets the final state at once.
+        var late = new List<JobRecord>();
+        await foreach (var record in queue.WatchAsync(id))
+        {
+            late.Add(record);
+        }
+        Assert.Equal(JobState.Succeeded, Assert.Single(late).State);
+    }
+
+    [Fact]
+    public async Task Unknown_jobs_are_absent_everywhere()
+    {
+        var queue = NewQueue();
+        var id = JobId.New();
+        Assert.Null(await queue.GetAsync(id));
+        Assert.Null(await queue.CancelAsync(id));
+        Assert.Null(await queue.GetImageAsync(id, 0));
+        await foreach (var _ in queue.WatchAsync(id))
+        {
+            Assert.Fail("an unknown job has no events");
+        }
+    }
+
+    [Fact]
+    public async Task Finished_jobs_expire_after_the_result_ttl()
+    {
+        var queue = NewQueue(("Jobs:ResultTtl", "00:00:01"));
+        var id = (await queue.EnqueueAsync(Spec(), null)).Job!.Id;
+        var lease = await TakeOneAsync(queue);
+        await queue.MarkRunningAsync(lease);
+        await queue.CompleteAsync(lease, [Image(1)]);
+        Assert.NotNull(await queue.GetAsync(id));
+        await Task.Delay(TimeSpan.FromMilliseconds(2200));
+        Assert.Null(await queue.GetAsync(id));
+        Assert.Null(await queue.GetImageAsync(id, 0));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var provider in _providers)
+        {
+            await provider.DisposeAsync();
+        }
+        GC.SuppressFinalize(this);
+    }
+}
+
+public sealed class InProcessJobQueueTests : JobQueueContract
+{
+    protected override string? Redis => null;
+}
+
+public sealed class RedisJobQueueTests(RedisFixture redis) : JobQueueContract, IClassFixture<RedisFixture>
+{
+    protected override string? Redis => redis.Server.ConnectionString;
+
+    [Fact]
+    public async Task Job_of_a_worker_that_stopped_heartbeating_is_reclaimed_by_another()
+    {
+        var queue = NewQueue(("Jobs:VisibilityTimeout", "00:00:00.300"));
+        var id = (await queue.EnqueueAsync(Spec(), null)).Job!.Id;
+        var lease = await TakeOneAsync(queue, "dead-worker");
+        Assert.True(await queue.MarkRunningAsync(lease));
+        Assert.Empty(await queue.TakeAsync("m", "w2", 1, TimeSpan.FromMilliseconds(100), TimeSpan.Zero));
+        await Task.Delay(400);
+        var reclaimed = await TakeOneAsync(queue, "w2");
+        Assert.Equal(id, reclaimed.Id);
+        Assert.True(await queue.MarkRunningAsync(reclaimed));
+        Assert.True(await queue.CompleteAsync(reclaimed, [Image(5)]));
+        // The dead worker wakes up late: its completion must not count twice.
+        Assert.False(await queue.CompleteAsync(lease, [Image(6)]));
+        var job = (await queue.GetAsync(id))!;
+        Assert.Equal(2, job.Deliveries);
+        Assert.Equal(5, (await queue.GetImageAsync(id, 0))!.Pixels[0]);
+    }
+
+    [Fact]
+    public async Task Heartbeat_keeps_a_slow_job_from_being_reclaimed()
+    {
+        var queue = NewQueue(("Jobs:VisibilityTimeout", "00:00:00.300"));
+        await queue.EnqueueAsync(Spec(), null);
+        var lease = await TakeOneAsync(queue, "slow-worker");
+        await queue.MarkRunningAsync(lease);
+        for (var i = 0; i < 5; i++)
+        {
+            await Task.Delay(100);
+            await queue.HeartbeatAsync("slow-worker", [lease]);
+        }
+        Assert.Empty(await queue.TakeAsync("m", "w2", 1, TimeSpan.FromMilliseconds(100), TimeSpan.Zero));
+    }
+
+    [Fact]
+    public async Task Job_that_keeps_killing_workers_goes_to_the_dead_letter_stream()
+    {
+        var queue = NewQueue(("Jobs:VisibilityTimeout", "00:00:00.100"), ("Jobs:MaxDeliveries", "2"));
+        var id = (await queue.EnqueueAsync(Spec(), null)).Job!.Id;
+        for (var worker = 1; worker <= 2; worker++)
+        {
+            var lease = await TakeOneAsync(queue, $"w{worker}");
+            await queue.MarkRunningAsync(lease);
+            await Task.Delay(200);
+        }
+        Assert.Empty(await queue.TakeAsync("m", "w3", 1, TimeSpan.FromMilliseconds(300), TimeSpan.Zero));
+        var job = (await queue.GetAsync(id))!;
+        Assert.Equal(JobState.Failed, job.State);
+        Assert.Contains("deliveries", job.Error);
+    }
+}
