@@ -1,0 +1,138 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+
+namespace RinServe.Onnx;
+
+/// <summary>The loaded models of a folder, found by resolution (and name when several share one).</summary>
+public sealed class ModelRegistry : IDisposable
+{
+    public ModelRegistry(IReadOnlyList<LoadedModel> models)
+    {
+        ArgumentNullException.ThrowIfNull(models);
+        var duplicate = models.GroupBy(m => m.Spec.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+        {
+            throw new ArgumentException($"rin.name '{duplicate.Key}' is used by {string.Join(", ", duplicate.Select(m => m.Path))}", nameof(models));
+        }
+
+        Models = models.OrderBy(m => m.Spec.Resolution).ThenBy(m => m.Spec.Name, StringComparer.Ordinal).ToArray();
+    }
+
+    public IReadOnlyList<LoadedModel> Models { get; }
+
+    public IReadOnlyList<int> Resolutions => Models.Select(m => m.Spec.Resolution).Distinct().ToArray();
+
+    /// <summary>
+    /// Loads every <c>*.onnx</c> in <paramref name="folder"/>. A file that breaks the contract (or repeats a
+    /// <c>rin.name</c>) is logged as an error and skipped; a folder with no valid model throws.
+    /// </summary>
+    public static ModelRegistry LoadFolder(string folder, OnnxModelOptions options, ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        var logger = loggerFactory.CreateLogger<ModelRegistry>();
+        if (!Directory.Exists(folder))
+        {
+            throw new DirectoryNotFoundException($"model folder '{folder}' does not exist");
+        }
+
+        var files = Directory.GetFiles(folder, "*.onnx").Order(StringComparer.Ordinal).ToArray();
+        var loaded = new List<LoadedModel>();
+        try
+        {
+            foreach (var file in files)
+            {
+                try
+                {
+                    var model = ModelLoader.Load(file, options, logger);
+                    if (loaded.FirstOrDefault(m => m.Spec.Name == model.Spec.Name) is { } first)
+                    {
+                        logger.LogError("Skipping model file {Path}: rin.name '{Name}' is already used by {Other}", file, model.Spec.Name, first.Path);
+                        model.Dispose();
+                        continue;
+                    }
+
+                    loaded.Add(model);
+                }
+                catch (ModelContractException e)
+                {
+                    logger.LogError("Skipping model file {Path}: {Error}", file, e.Message);
+                }
+            }
+
+            if (loaded.Count == 0)
+            {
+                throw new InvalidOperationException(
+                    $"no valid model in '{folder}' ({files.Length} *.onnx file(s) found; see the errors logged for each)");
+            }
+
+            logger.LogInformation(
+                "Model registry: {Count} model(s), resolutions {Resolutions}",
+                loaded.Count, string.Join(", ", loaded.Select(m => m.Spec.Resolution).Distinct().Order()));
+            return new ModelRegistry(loaded);
+        }
+        catch
+        {
+            foreach (var model in loaded)
+            {
+                model.Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Finds the model for <paramref name="resolution"/> (omitted: the only loaded resolution) and
+    /// <paramref name="name"/> (omitted: the only model at that resolution). The error lists what is available.
+    /// </summary>
+    public bool TryResolve(int? resolution, string? name, out LoadedModel? model, out string? error)
+    {
+        model = null;
+        error = null;
+        var resolutions = Resolutions;
+        var available = string.Join(", ", resolutions.Select(r => r.ToString(CultureInfo.InvariantCulture)));
+        IEnumerable<LoadedModel> candidates = Models;
+        if (resolution is { } res)
+        {
+            if (!resolutions.Contains(res))
+            {
+                error = $"no model for res={res}; loaded resolutions: {available}";
+                return false;
+            }
+
+            candidates = candidates.Where(m => m.Spec.Resolution == res);
+        }
+        else if (resolutions.Count > 1 && name is null)
+        {
+            error = $"res is required when several resolutions are loaded; loaded resolutions: {available}";
+            return false;
+        }
+
+        var atResolution = candidates.ToArray();
+        if (name is not null)
+        {
+            candidates = atResolution.Where(m => string.Equals(m.Spec.Name, name, StringComparison.Ordinal));
+        }
+
+        var matches = candidates.ToArray();
+        if (matches.Length == 1)
+        {
+            model = matches[0];
+            return true;
+        }
+
+        var listed = string.Join(", ", atResolution.Select(m => $"{m.Spec.Name} (res={m.Spec.Resolution})"));
+        error = matches.Length == 0
+            ? $"no model named '{name}'{(resolution is null ? string.Empty : $" for res={resolution}")}; loaded models: {listed}"
+            : $"several models for res={matches[0].Spec.Resolution}, name one with model: {listed}";
+        return false;
+    }
+
+    public void Dispose()
+    {
+        foreach (var model in Models)
+        {
+            model.Dispose();
+        }
+    }
+}
