@@ -51,6 +51,8 @@ def metadata(model: RIN, *, name: str, prediction: str, input_scale: float, norm
         "rin.train_steps": str(train_steps),
         "rin.params": str(model.num_params()),
         "rin.trained": "true" if trained else "false",
+        # Informational: the whole architecture, so a benchmark can rebuild it in PyTorch.
+        "rin.config": json.dumps({k: v for k, v in cfg.to_dict().items() if k != "class_names"}),
     }
     if cfg.null_class is not None:
         meta["rin.null_class"] = str(cfg.null_class)

@@ -74,6 +74,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, context_dim: int, heads: int):
         super().__init__()
         self.heads = heads
+        self.scale = (dim // heads) ** -0.5
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(context_dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
@@ -82,9 +83,9 @@ class Attention(nn.Module):
         b, n, d = x.shape
         h = self.heads
         q = self.q(x).reshape(b, n, h, d // h).transpose(1, 2)
-        k, v = self.kv(context).reshape(b, context.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
-        att = torch.softmax(q @ k.transpose(-1, -2) * (1.0 / math.sqrt(d // h)), dim=-1)
-        return self.out((att @ v).transpose(1, 2).reshape(b, n, d))
+        kv = self.kv(context).reshape(b, context.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
+        att = torch.softmax(q @ kv[0].transpose(-1, -2) * self.scale, dim=-1)
+        return self.out((att @ kv[1]).transpose(1, 2).reshape(b, n, d))
 
 
 def mlp(dim: int, ratio: float) -> nn.Sequential:

@@ -1,0 +1,187 @@
+"""Tests of the trainer and exporter: run with /usr/bin/python3 -m pytest training/tests"""
+import json
+import math
+import os
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from training.data import DatasetError, load_dataset, to_model_input
+from training.diffusion import Schedule, normalize, sample, training_loss
+from training.export import export_onnx, metadata, read_metadata
+from training.fixtures import TINY, tiny_model
+from training.lamb import Lamb
+from training.model import RIN, RINConfig
+from training.train import TrainConfig, check_writable, load_config, param_groups
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PARITY = os.path.join(REPO, "tests", "fixtures", "parity")
+
+
+def tiny(**kw):
+    cfg = RINConfig(**{**TINY.to_dict(), **kw})
+    torch.manual_seed(0)
+    return RIN(cfg)
+
+
+def test_forward_shapes_follow_the_contract():
+    model = tiny(resolution=32, patch_size=8, channels=3)
+    x = torch.randn(3, 3, 32, 32)
+    pred, lat = model(x, torch.rand(3), torch.tensor([0, 1, 10]), torch.zeros(3, 8, 32))
+    assert pred.shape == (3, 3, 32, 32)
+    assert lat.shape == (3, 8, 32)
+
+
+def test_export_has_contract_inputs_outputs_metadata_and_dynamic_batch(tmp_path):
+    model = tiny().eval()
+    meta = metadata(model, name="t", prediction="eps", input_scale=0.5, normalize_input=True,
+                    train_schedule="cosine", dataset="none", train_steps=0, trained=False)
+    path = str(tmp_path / "t.onnx")
+    export_onnx(model, path, meta)
+    proto = onnx.load(path)
+    onnx.checker.check_model(proto)
+    assert proto.opset_import[0].version == 17
+    assert [i.name for i in proto.graph.input] == ["x", "gamma", "class_id", "latents_in"]
+    assert [o.name for o in proto.graph.output] == ["pred", "latents_out"]
+    dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+            for v in list(proto.graph.input) + list(proto.graph.output)}
+    assert dims["x"] == ["batch", 1, 16, 16] and dims["latents_out"] == ["batch", 8, 32]
+    assert proto.graph.input[2].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    got = read_metadata(path)
+    assert got["rin.input_scale"] == "0.5" and got["rin.null_class"] == "10" and got["rin.latents"] == "8,32"
+    assert len(json.loads(got["rin.class_names"])) == 10
+    assert not os.path.exists(path + ".tmp")
+
+
+@pytest.mark.parametrize("text", ["cosine", "linear", "cosine@0.2,1,1", "sigmoid@-3,3,0.9"])
+def test_schedule_values_match_the_contract_formulas(text):
+    t = np.linspace(0, 1, 11)
+    if text == "cosine":
+        want = np.cos(((t + 0.0002) / 1.00025) * math.pi / 2) ** 2
+    elif text == "linear":
+        want = 1 - t
+    elif text.startswith("cosine@"):
+        s, e, tau = 0.2, 1.0, 1.0
+        v = lambda u: np.cos(u * math.pi / 2) ** (2 * tau)
+        want = (v(t * (e - s) + s) - v(e)) / (v(s) - v(e))
+    else:
+        s, e, tau = -3.0, 3.0, 0.9
+        v = lambda u: 1 / (1 + np.exp(-u / tau))
+        want = (v(e) - v(t * (e - s) + s)) / (v(e) - v(s))
+    np.testing.assert_allclose(Schedule(text)(torch.tensor(t)).numpy(), np.clip(want, 1e-9, 1), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("bad", ["cos", "sigmoid@3,-3,1", "cosine@0,1,0", "sigmoid@a,b,c", ""])
+def test_bad_schedules_are_refused_with_the_allowed_forms(bad):
+    with pytest.raises(ValueError, match="schedule"):
+        Schedule(bad)
+
+
+def test_normalize_gives_unit_population_std_per_example():
+    x = torch.randn(4, 1, 8, 8) * torch.tensor([0.1, 1, 5, 20]).view(4, 1, 1, 1)
+    std = normalize(x).flatten(1).std(dim=1, unbiased=False)
+    np.testing.assert_allclose(std.numpy(), np.ones(4), rtol=1e-5)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x"])
+def test_training_steps_reduce_loss_on_a_fixed_batch(prediction):
+    model = tiny()
+    opt = Lamb(param_groups(model, 0.01), lr=1e-2)
+    x = torch.rand(16, 1, 16, 16) * 2 - 1
+    y = torch.randint(0, 10, (16,))
+    sched = Schedule("cosine@0.2,1,1")
+
+    def loss_at_seed():
+        torch.manual_seed(123)
+        with torch.no_grad():
+            return float(training_loss(model, x, y, sched, 0.5, prediction))
+
+    before = loss_at_seed()
+    for _ in range(30):
+        loss = training_loss(model, x, y, sched, 0.5, prediction)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss_at_seed() < 0.85 * before
+
+
+def test_pytorch_still_reproduces_the_committed_parity_fixture():
+    """The C# suite runs the committed tiny.onnx in ONNX Runtime against these same outputs."""
+    index = json.load(open(os.path.join(PARITY, "index.json")))
+    call = index["call"]
+
+    def load(entry):
+        dtype = np.int64 if entry["dtype"] == "int64" else np.float32
+        return torch.from_numpy(np.fromfile(os.path.join(PARITY, entry["file"]), dtype=dtype).reshape(entry["shape"]))
+
+    inputs = [load(call["inputs"][k]) for k in ("x", "gamma", "class_id", "latents_in")]
+    with torch.no_grad():
+        pred, lat = tiny_model()(*inputs)
+    assert torch.max(torch.abs(pred - load(call["outputs"]["pred"]))) < 1e-5
+    assert torch.max(torch.abs(lat - load(call["outputs"]["latents_out"]))) < 1e-5
+
+
+def test_sampler_is_seeded_in_range_and_follows_the_class():
+    model = tiny_model()
+    run = lambda seed, cls: sample(model, cls, steps=4, schedule=Schedule("cosine"), input_scale=1.0,
+                                   prediction="eps", generator=torch.Generator().manual_seed(seed))
+    a, b, c = run(1, [3, 4]), run(1, [3, 4]), run(2, [3, 4])
+    assert a.shape == (2, 1, 16, 16) and a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert not torch.equal(run(1, [3, 3])[1], run(1, [3, 4])[1])
+
+
+def test_guidance_without_a_null_class_is_refused():
+    model = tiny(class_dropout=0.0)
+    with pytest.raises(ValueError, match="null class"):
+        sample(model, [1], steps=2, schedule=Schedule("cosine"), input_scale=1.0, prediction="eps", guidance=2.0)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.patch_size=5", "does not divide"),
+    ("model.num_latents=0", "num_latents must be > 0"),
+    ("model.latent_dim=-4", "latent_dim must be > 0"),
+    ("input_scale=0", "input_scale must be > 0"),
+    ("input_scale=-1", "input_scale must be > 0"),
+    ("train_schedule=cosine@1,0,1", "schedule"),
+    ("prediction=noise", "prediction"),
+    ("no_such_key=1", "unknown config keys"),
+])
+def test_bad_configs_stop_with_one_clear_message(override, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(None, [override])
+
+
+def test_unwritable_output_and_missing_dataset_stop_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="not writable"):
+        check_writable(str(blocker / "out"))
+    with pytest.raises(DatasetError, match="image folder not found"):
+        load_dataset(str(tmp_path / "missing"), "train", 64, 1)
+
+
+def test_train_command_refuses_bad_config_without_touching_models(tmp_path, capsys):
+    from training.train import main
+    out = tmp_path / "run"
+    rc = main(["--set", "model.patch_size=7", "--set", f"out_dir={out}"])
+    assert rc == 2 and "does not divide" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_image_folder_loader_reads_class_subfolders(tmp_path):
+    from PIL import Image
+    for cls in ("cats", "dogs"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.new("RGB", (40, 30), (i * 100, 50, 200)).save(tmp_path / cls / f"{i}.png")
+    images, labels, names = load_dataset(str(tmp_path), "train", 32, 3)
+    assert names == ["cats", "dogs"] and images.shape == (4, 3, 32, 32) and labels.tolist() == [0, 0, 1, 1]
+    x = to_model_input(images, 64, 1)
+    assert x.shape == (4, 1, 64, 64) and x.min() >= -1 and x.max() <= 1
+
+
+def test_train_config_defaults_are_valid():
+    TrainConfig().validate()
