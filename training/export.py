@@ -13,12 +13,15 @@ import json
 import os
 import sys
 
+import numpy as np
 import onnx
 import torch
 
 from .model import RIN, RINConfig
 
 OPSET = 17
+MAX_FILE_MB = 25          # a model must stay small enough for git
+HALF_MIN_ELEMENTS = 1 << 20
 INPUTS = ["x", "gamma", "class_id", "latents_in"]
 OUTPUTS = ["pred", "latents_out"]
 
@@ -76,12 +79,30 @@ def export_onnx(model: RIN, path: str, meta: dict) -> None:
         for dim, size in zip(out.type.tensor_type.shape.dim[1:], static[out.name]):
             dim.ClearField("dim_param")
             dim.dim_value = size
+    if os.path.getsize(tmp) > MAX_FILE_MB * 1e6:
+        store_large_weights_as_half(proto)
+        meta = {**meta, "rin.storage": "large initializers stored as float16, computed in float32"}
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, tmp)
     os.replace(tmp, path)
+
+
+def store_large_weights_as_half(proto) -> None:
+    """Store the big stem/head matrices of high-resolution models as float16 behind a Cast to
+    float32, halving their bytes; ONNX Runtime folds the Cast at load, so compute stays float32."""
+    from onnx import helper, numpy_helper
+    casts = []
+    for init in proto.graph.initializer:
+        if init.data_type == onnx.TensorProto.FLOAT and int(np.prod(init.dims)) >= HALF_MIN_ELEMENTS:
+            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16")
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT))
+            init.CopyFrom(half)
+    nodes = casts + list(proto.graph.node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
 
 
 def read_metadata(path: str) -> dict:

@@ -185,3 +185,19 @@ def test_image_folder_loader_reads_class_subfolders(tmp_path):
 
 def test_train_config_defaults_are_valid():
     TrainConfig().validate()
+
+
+def test_files_over_the_size_limit_store_large_weights_as_half(tmp_path, monkeypatch):
+    import training.export as export
+    monkeypatch.setattr(export, "MAX_FILE_MB", 0.01)
+    monkeypatch.setattr(export, "HALF_MIN_ELEMENTS", 1000)
+    model = tiny().eval()
+    meta = metadata(model, name="t", prediction="eps", input_scale=1.0, normalize_input=True,
+                    train_schedule="cosine", dataset="none", train_steps=0, trained=False)
+    path = str(tmp_path / "half.onnx")
+    export_onnx(model, path, meta)
+    proto = onnx.load(path)
+    onnx.checker.check_model(proto)
+    halves = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
+    assert halves and sum(n.op_type == "Cast" for n in proto.graph.node) >= len(halves)
+    assert "float16" in read_metadata(path)["rin.storage"]
