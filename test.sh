@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every RinServe test. Installs what the tests need first (Debian 12 packages:
+# redis-server for the queue tests, Debian's PyTorch/ONNX for the trainer's tests).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=(redis-server python3-torch python3-onnx python3-numpy python3-tqdm python3-pytest python3-pil
+          libopenblas0 dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "== installing ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's OpenMP threads spin and fight over the cores without this.
+export OMP_WAIT_POLICY=PASSIVE DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+echo "== trainer tests (pytest)"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider training/tests
+
+echo "== .NET tests"
+dotnet test WebApi.sln -c Release --nologo
