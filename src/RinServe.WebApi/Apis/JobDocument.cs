@@ -1,0 +1,90 @@
+using RinServe.Jobs;
+using RinServe.Onnx;
+using RinServe.WebApi.Imaging;
+
+namespace RinServe.WebApi;
+
+/// <summary>A job as the API shows it.</summary>
+/// <param name="Status">queued, running, succeeded, failed or canceled.</param>
+/// <param name="QueuePosition">1 = next to run; null unless queued.</param>
+/// <param name="Images">URLs of the images, once succeeded.</param>
+public sealed record JobDocument(
+    string Id,
+    string Status,
+    string Model,
+    long Class,
+    string? ClassName,
+    ulong Seed,
+    int Steps,
+    string Sampler,
+    string Schedule,
+    float Guidance,
+    int N,
+    string Format,
+    int? QueuePosition,
+    JobProgressDocument Progress,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? FinishedAt,
+    string? Error,
+    IReadOnlyList<string> Images,
+    JobLinks Links)
+{
+    public static JobDocument From(JobRecord job, ModelRegistry registry, TimeProvider time)
+    {
+        var spec = job.Spec;
+        var names = registry.Models.FirstOrDefault(m => m.Spec.Name == spec.Model)?.Spec.ClassNames;
+        double? eta = null;
+        if (job.State == JobState.Running && job.Step > 0 && job.StartedAt is { } started)
+        {
+            // Seconds per finished step so far, times the steps left.
+            var perStep = (time.GetUtcNow() - started).TotalSeconds / job.Step;
+            eta = Math.Round(perStep * (spec.Steps - job.Step), 2);
+        }
+        var self = $"/jobs/{job.Id}";
+        return new JobDocument(
+            job.Id,
+            job.State.ToString().ToLowerInvariant(),
+            spec.Model,
+            spec.ClassId,
+            names is not null && spec.ClassId < names.Count ? names[(int)spec.ClassId] : null,
+            spec.Seed,
+            spec.Steps,
+            ImageEncoder.SamplerName(spec.Sampler),
+            spec.Schedule,
+            spec.Guidance,
+            spec.Count,
+            spec.Format,
+            job.QueuePosition,
+            new JobProgressDocument(job.State == JobState.Succeeded ? spec.Steps : job.Step, spec.Steps, eta),
+            job.CreatedAt,
+            job.StartedAt,
+            job.FinishedAt,
+            job.Error,
+            [.. Enumerable.Range(0, job.State == JobState.Succeeded ? job.ImageCount : 0).Select(k => $"{self}/images/{k}")],
+            new JobLinks(self, $"{self}/events"));
+    }
+}
+
+/// <summary>Sampler progress; <paramref name="EtaSeconds"/> is an estimate from the steps done so far.</summary>
+public sealed record JobProgressDocument(int Step, int Steps, double? EtaSeconds);
+
+/// <summary>Where to look next: the job itself and its event stream.</summary>
+public sealed record JobLinks(string Self, string Events);
+
+/// <summary>A loaded model as GET /models shows it.</summary>
+public sealed record ModelDocument(
+    string Name,
+    int Resolution,
+    int Channels,
+    IReadOnlyList<ClassDocument> Classes,
+    string Prediction,
+    float InputScale,
+    bool SupportsGuidance,
+    int? NullClass,
+    string ExecutionProvider,
+    bool Trained,
+    string Path);
+
+/// <summary>One class of a model: its id and name.</summary>
+public sealed record ClassDocument(int Id, string Name);

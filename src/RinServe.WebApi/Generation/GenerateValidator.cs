@@ -1,0 +1,199 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using RinServe.Diffusion;
+using RinServe.Jobs;
+using RinServe.Onnx;
+using RinServe.WebApi.Hosting;
+
+namespace RinServe.WebApi.Generation;
+
+/// <summary>A bad request parameter: which one, and what is allowed.</summary>
+public sealed record ParameterError(string Parameter, string Message);
+
+/// <summary>A valid request: the job to queue and a fingerprint of the parameters as given (for Idempotency-Key).</summary>
+public sealed record ValidGenerate(JobSpec Spec, LoadedModel Model, string Fingerprint);
+
+/// <summary>The one validation path of generation parameters, whether they came in the query or a JSON body.</summary>
+public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingOptions> options)
+{
+    /// <summary>The accepted parameter names.</summary>
+    public static readonly IReadOnlyList<string> Names = ["class", "res", "model", "steps", "sampler", "schedule", "seed", "guidance", "n", "format"];
+
+    public static readonly IReadOnlyList<string> Samplers = ["ddim", "ddpm", "ddpm-small"];
+    public static readonly IReadOnlyList<string> Formats = ["png", "jpeg", "webp"];
+
+    private readonly SamplingOptions _options = options.Value;
+
+    public ParameterError? Validate(IReadOnlyDictionary<string, string> input, string? owner, out ValidGenerate? valid)
+    {
+        valid = null;
+        string? Get(string name) => input.TryGetValue(name, out var v) ? v.Trim() : null;
+
+        if (ResolveModel(Get("res"), Get("model"), out var model) is { } modelError)
+        {
+            return modelError;
+        }
+        var spec = model!.Spec;
+
+        var classText = Get("class");
+        if (string.IsNullOrEmpty(classText))
+        {
+            return new("class", $"class is required: {ClassesAllowed(spec)}");
+        }
+        long classId;
+        if (long.TryParse(classText, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number))
+        {
+            if (number < 0 || number >= spec.NumClasses)
+            {
+                return new("class", $"class {classText} is out of range for model '{spec.Name}': {ClassesAllowed(spec)}");
+            }
+            classId = number;
+        }
+        else
+        {
+            var index = spec.ClassNames.ToList().FindIndex(n => string.Equals(n, classText, StringComparison.OrdinalIgnoreCase));
+            if (index < 0)
+            {
+                return new("class", $"class '{Shorten(classText)}' is neither an id nor a class name of model '{spec.Name}': {ClassesAllowed(spec)}");
+            }
+            classId = index;
+        }
+
+        var steps = _options.DefaultSteps;
+        if (Get("steps") is { } stepsText && !TryInt(stepsText, 1, _options.MaxSteps, out steps))
+        {
+            return new("steps", $"steps must be an integer from 1 to {_options.MaxSteps}; got '{Shorten(stepsText)}'");
+        }
+
+        var sampler = SamplerKind.Ddim;
+        if (Get("sampler") is { } samplerText)
+        {
+            switch (samplerText.ToLowerInvariant())
+            {
+                case "ddim": sampler = SamplerKind.Ddim; break;
+                case "ddpm": sampler = SamplerKind.Ddpm; break;
+                case "ddpm-small": sampler = SamplerKind.DdpmSmallVariance; break;
+                default: return new("sampler", $"unknown sampler '{Shorten(samplerText)}'; allowed: {string.Join(", ", Samplers)}");
+            }
+        }
+
+        var schedule = "cosine";
+        if (Get("schedule") is { } scheduleText)
+        {
+            if (!Schedules.TryParse(scheduleText, out var parsed, out var scheduleError))
+            {
+                return new("schedule", $"{scheduleError}");
+            }
+            schedule = parsed!.Text;
+        }
+
+        ulong? givenSeed = null;
+        if (Get("seed") is { } seedText)
+        {
+            if (!ulong.TryParse(seedText, NumberStyles.None, CultureInfo.InvariantCulture, out var s) || s > long.MaxValue)
+            {
+                return new("seed", $"seed must be an integer from 0 to {long.MaxValue}; got '{Shorten(seedText)}'");
+            }
+            givenSeed = s;
+        }
+
+        var guidance = 0f;
+        if (Get("guidance") is { } guidanceText)
+        {
+            if (!float.TryParse(guidanceText, NumberStyles.Float, CultureInfo.InvariantCulture, out guidance)
+                || !float.IsFinite(guidance) || guidance < 0 || guidance > _options.MaxGuidance)
+            {
+                return new("guidance", $"guidance must be a number from 0 to {_options.MaxGuidance.ToString(CultureInfo.InvariantCulture)}; got '{Shorten(guidanceText)}'");
+            }
+            if (guidance > 0 && !spec.SupportsGuidance)
+            {
+                return new("guidance", $"model '{spec.Name}' was trained without a null class, so it supports only guidance=0");
+            }
+        }
+
+        var count = 1;
+        if (Get("n") is { } countText && !TryInt(countText, 1, _options.MaxImagesPerRequest, out count))
+        {
+            return new("n", $"n must be an integer from 1 to {_options.MaxImagesPerRequest}; got '{Shorten(countText)}'");
+        }
+
+        var format = "png";
+        if (Get("format") is { } formatText)
+        {
+            format = formatText.ToLowerInvariant();
+            if (!Formats.Contains(format))
+            {
+                return new("format", $"unknown format '{Shorten(formatText)}'; allowed: {string.Join(", ", Formats)}");
+            }
+        }
+
+        var seed = givenSeed ?? RandomSeed();
+        var job = new JobSpec(spec.Name, steps, sampler, schedule, guidance, classId, seed, count, format, owner);
+        // The fingerprint holds the seed only when the caller chose it, so a retry without a seed is "the same request".
+        var fingerprintSource = JsonSerializer.Serialize(new { spec.Name, steps, sampler, schedule, guidance, classId, givenSeed, count, format });
+        var fingerprint = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(fingerprintSource)));
+        valid = new ValidGenerate(job, model, fingerprint);
+        return null;
+    }
+
+    private ParameterError? ResolveModel(string? resText, string? name, out LoadedModel? model)
+    {
+        model = null;
+        var models = registry.Models;
+        var resolutions = string.Join(", ", registry.Resolutions);
+        IEnumerable<LoadedModel> candidates = models;
+        if (!string.IsNullOrEmpty(resText))
+        {
+            if (!int.TryParse(resText, NumberStyles.None, CultureInfo.InvariantCulture, out var res) || res <= 0)
+            {
+                return new("res", $"res must be a positive integer; loaded resolutions: {resolutions}");
+            }
+            candidates = candidates.Where(m => m.Spec.Resolution == res);
+            if (!candidates.Any())
+            {
+                return new("res", $"no model for res={res}; loaded resolutions: {resolutions}");
+            }
+        }
+        if (!string.IsNullOrEmpty(name))
+        {
+            var named = candidates.Where(m => string.Equals(m.Spec.Name, name, StringComparison.Ordinal)).ToList();
+            if (named.Count == 0)
+            {
+                return new("model", $"no model named '{Shorten(name)}'{(resText is null ? "" : $" at res={resText}")}; loaded models: {ModelList(candidates)}");
+            }
+            candidates = named;
+        }
+        var matches = candidates.ToList();
+        if (matches.Count > 1)
+        {
+            var distinctRes = matches.Select(m => m.Spec.Resolution).Distinct().Count();
+            return distinctRes > 1
+                ? new("res", $"res is required when several resolutions are loaded; loaded resolutions: {resolutions}")
+                : new("model", $"several models share res={matches[0].Spec.Resolution}; name one with model: {ModelList(matches)}");
+        }
+        model = matches[0];
+        return null;
+    }
+
+    private static string ModelList(IEnumerable<LoadedModel> models) =>
+        string.Join(", ", models.Select(m => $"{m.Spec.Name} (res={m.Spec.Resolution})"));
+
+    private static string ClassesAllowed(ModelSpec spec) =>
+        $"an id from 0 to {spec.NumClasses - 1} or a name: {string.Join(", ", spec.ClassNames.Take(50))}{(spec.NumClasses > 50 ? ", ..." : "")}";
+
+    private static bool TryInt(string text, int min, int max, out int value) =>
+        int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value) && value >= min && value <= max;
+
+    /// <summary>Echoes at most 40 characters of user input into an error.</summary>
+    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
+
+    private static ulong RandomSeed()
+    {
+        Span<byte> bytes = stackalloc byte[8];
+        RandomNumberGenerator.Fill(bytes);
+        return BitConverter.ToUInt64(bytes) & long.MaxValue;
+    }
+}

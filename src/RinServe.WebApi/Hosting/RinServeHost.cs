@@ -1,0 +1,175 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Microsoft.OpenApi;
+using OpenTelemetry.Metrics;
+using RinServe.Jobs;
+using RinServe.Onnx;
+using RinServe.WebApi.Apis;
+using RinServe.WebApi.Generation;
+using RinServe.WebApi.Security;
+
+namespace RinServe.WebApi.Hosting;
+
+/// <summary>The service's composition, one concern per method, in the order Program.cs reads.</summary>
+public static class RinServeHost
+{
+    /// <summary>Binds and validates every options section; returns the deployment shape for composing the rest.</summary>
+    public static RinServeOptions AddRinServeOptions(this WebApplicationBuilder builder)
+    {
+        var config = builder.Configuration;
+        builder.Services.AddOptions<RinServeOptions>().Bind(config.GetSection(RinServeOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<SamplingOptions>().Bind(config.GetSection(SamplingOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<AuthOptions>().Bind(config.GetSection(AuthOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<RateLimitOptions>().Bind(config.GetSection(RateLimitOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<OnnxModelOptions>().Bind(config.GetSection("Onnx"))
+            .Validate(o => o.ExecutionProvider is "cpu" or "cuda" or "auto", "Onnx:ExecutionProvider must be cpu, cuda or auto")
+            .Validate(o => o.IntraOpThreads >= 0 && o.InterOpThreads >= 0 && o.GpuMemoryLimitBytes >= 0 && o.DeviceId >= 0, "Onnx thread counts, DeviceId and GpuMemoryLimitBytes must not be negative")
+            .ValidateOnStart();
+        var settings = config.GetSection(RinServeOptions.Section).Get<RinServeOptions>() ?? new RinServeOptions();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = settings.MaxRequestBodyBytes);
+        return settings;
+    }
+
+    /// <summary>RFC 7807 for every error: exceptions, bare status codes, rejected rate limits.</summary>
+    public static void AddProblemAnswers(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = c =>
+            c.ProblemDetails.Extensions.TryAdd("traceId", c.HttpContext.TraceIdentifier));
+        builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
+    }
+
+    /// <summary>Loads the model folder. The API role only reads the models' metadata, so it never takes a GPU.</summary>
+    public static void AddModels(this WebApplicationBuilder builder, RinServeOptions settings)
+    {
+        var folder = Path.GetFullPath(settings.ModelsPath, builder.Environment.ContentRootPath);
+        builder.Services.AddSingleton(sp =>
+        {
+            var configured = sp.GetRequiredService<IOptions<OnnxModelOptions>>().Value;
+            var options = settings.RunsWorker ? configured : new OnnxModelOptions
+            {
+                ExecutionProvider = "cpu",
+                WarmUp = false,
+                IntraOpThreads = 1,
+                InterOpThreads = 1,
+            };
+            return ModelRegistry.LoadFolder(folder, options, sp.GetRequiredService<ILoggerFactory>());
+        });
+        builder.Services.AddSingleton<GenerateValidator>();
+    }
+
+    /// <summary>The queue (Redis or in-process) and, in the worker roles, the batching worker.</summary>
+    public static void AddJobs(this WebApplicationBuilder builder, RinServeOptions settings)
+    {
+        builder.Services.AddJobQueue(builder.Configuration, settings.Redis);
+        if (settings.RunsWorker)
+        {
+            builder.Services.AddSingleton<IImageGenerator, OnnxImageGenerator>();
+            builder.Services.AddBatchingWorker();
+        }
+    }
+
+    /// <summary>Optional API keys and the per-caller rate limit of POST /generate.</summary>
+    public static void AddApiProtection(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<ApiKeys>();
+        builder.Services.AddRateLimiter(o =>
+        {
+            o.AddPolicy(GenerateApi.RateLimitPolicy, http =>
+            {
+                var limit = http.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value;
+                if (!limit.Enabled)
+                {
+                    return RateLimitPartition.GetNoLimiter("off");
+                }
+                var caller = ApiKeys.Presented(http.Request) is { } key
+                    ? "key:" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key)))
+                    : "ip:" + http.Connection.RemoteIpAddress;
+                return RateLimitPartition.GetFixedWindowLimiter(caller, _ => new FixedWindowRateLimiterOptions
+                {
+                    PermitLimit = limit.PermitLimit,
+                    Window = limit.Window,
+                    QueueLimit = 0,
+                });
+            });
+            o.OnRejected = async (context, ct) =>
+            {
+                var http = context.HttpContext;
+                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
+                http.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+                http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                await http.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+                {
+                    HttpContext = http,
+                    ProblemDetails =
+                    {
+                        Status = StatusCodes.Status429TooManyRequests,
+                        Title = "Rate limit exceeded",
+                        Detail = $"too many requests from this caller; retry after {http.Response.Headers.RetryAfter} s",
+                    },
+                });
+            };
+        });
+    }
+
+    /// <summary>Health checks, Prometheus metrics of the service and of ASP.NET Core.</summary>
+    public static void AddObservability(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddHealthChecks()
+            .AddCheck<ModelsReadyCheck>("models", tags: ["ready"])
+            .AddCheck<QueueReadyCheck>("queue", tags: ["ready"]);
+        double[] seconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(JobMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
+            .AddView("rinserve.job.wait", new ExplicitBucketHistogramConfiguration { Boundaries = seconds })
+            .AddView("rinserve.batch.run", new ExplicitBucketHistogramConfiguration { Boundaries = seconds })
+            .AddView("rinserve.batch.size", new ExplicitBucketHistogramConfiguration { Boundaries = [1, 2, 4, 8, 16, 32, 64] })
+            .AddPrometheusExporter());
+    }
+
+    /// <summary>Swagger at /swagger.</summary>
+    public static void AddApiDocs(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddEndpointsApiExplorer();
+        builder.Services.AddSwaggerGen(o =>
+        {
+            o.SwaggerDoc("v1", new OpenApiInfo
+            {
+                Title = "RinServe",
+                Version = "v1",
+                Description = "Class-conditional RIN diffusion models over HTTP: generate images, follow jobs, list models. " +
+                    "Errors are RFC 7807 problem details naming the parameter at fault.",
+            });
+            o.OperationFilter<SwaggerExamples>();
+            var xml = Path.Combine(AppContext.BaseDirectory, "RinServe.WebApi.xml");
+            if (File.Exists(xml))
+            {
+                o.IncludeXmlComments(xml);
+            }
+        });
+    }
+
+    /// <summary>Middleware, eager model loading (a bad model folder stops the start with its reason), endpoints by role.</summary>
+    public static void UseRinServe(this WebApplication app, RinServeOptions settings)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseRateLimiter();
+        app.Services.GetRequiredService<ModelRegistry>();
+
+        app.MapHealthChecks("/healthz/live", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/healthz/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") });
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        if (settings.ServesApi)
+        {
+            app.MapGenerateApi();
+            app.MapJobsApi();
+            app.MapModelsApi();
+            app.UseSwagger();
+            app.UseSwaggerUI();
+        }
+    }
+}

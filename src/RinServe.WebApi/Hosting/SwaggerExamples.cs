@@ -1,0 +1,67 @@
+using System.Text.Json.Nodes;
+using Microsoft.OpenApi;
+using Swashbuckle.AspNetCore.SwaggerGen;
+
+namespace RinServe.WebApi.Hosting;
+
+/// <summary>
+/// Documents what minimal-API metadata cannot say: image bodies are binary, and the request and
+/// answers of POST /generate have examples.
+/// </summary>
+public sealed class SwaggerExamples : IOperationFilter
+{
+    public void Apply(OpenApiOperation operation, OperationFilterContext context)
+    {
+        if (operation.Responses is not null)
+        {
+            foreach (var response in operation.Responses.Values)
+            {
+                if (response.Content is null)
+                {
+                    continue;
+                }
+                foreach (var entry in response.Content)
+                {
+                    if (entry.Key.StartsWith("image/", StringComparison.Ordinal))
+                    {
+                        entry.Value.Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary" };
+                    }
+                }
+            }
+        }
+        if (context.ApiDescription.RelativePath?.TrimEnd('/') != "generate")
+        {
+            return;
+        }
+        if (operation.RequestBody?.Content?.TryGetValue("application/json", out var body) == true)
+        {
+            body.Example = new JsonObject { ["class"] = "Sneaker", ["res"] = 64, ["steps"] = 50, ["seed"] = 42, ["format"] = "png" };
+        }
+        if (operation.Responses?.TryGetValue("202", out var accepted) == true && accepted.Content?.TryGetValue("application/json", out var doc) == true)
+        {
+            doc.Example = new JsonObject
+            {
+                ["id"] = "q3bZ0vJm3kq1yq9mB1c2xA",
+                ["status"] = "queued",
+                ["model"] = "fmnist-64",
+                ["class"] = 7,
+                ["className"] = "Sneaker",
+                ["seed"] = 42,
+                ["steps"] = 50,
+                ["queuePosition"] = 3,
+                ["links"] = new JsonObject { ["self"] = "/jobs/q3bZ0vJm3kq1yq9mB1c2xA", ["events"] = "/jobs/q3bZ0vJm3kq1yq9mB1c2xA/events" },
+            };
+        }
+        if (operation.Responses?.TryGetValue("400", out var bad) == true && bad.Content?.TryGetValue("application/problem+json", out var problem) == true)
+        {
+            problem.Example = new JsonObject
+            {
+                ["type"] = "https://tools.ietf.org/html/rfc9110#section-15.5.1",
+                ["title"] = "Invalid parameter 'res'",
+                ["status"] = 400,
+                ["detail"] = "no model for res=768; loaded resolutions: 64",
+                ["parameter"] = "res",
+            };
+        }
+    }
+}

@@ -1,0 +1,70 @@
+using System.Globalization;
+using RinServe.Diffusion;
+using RinServe.Jobs;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Webp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace RinServe.WebApi.Imaging;
+
+/// <summary>
+/// The one image encoder: 8-bit HWC pixels to PNG (with the generation parameters in tEXt chunks),
+/// JPEG or WebP. Only encodes our own pixels; never decodes user input.
+/// </summary>
+public static class ImageEncoder
+{
+    public static string ContentType(string format) => format switch
+    {
+        "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        _ => "image/png",
+    };
+
+    public static byte[] Encode(GeneratedImage pixels, string format, JobSpec spec, int index, IReadOnlyList<string> classNames)
+    {
+        using var image = pixels.Channels switch
+        {
+            1 => (Image)Image.LoadPixelData<L8>(pixels.Pixels, pixels.Width, pixels.Height),
+            3 => Image.LoadPixelData<Rgb24>(pixels.Pixels, pixels.Width, pixels.Height),
+            _ => throw new NotSupportedException($"images with {pixels.Channels} channels cannot be encoded"),
+        };
+        IImageEncoder encoder = format switch
+        {
+            "jpeg" => new JpegEncoder { Quality = 92 },
+            "webp" => new WebpEncoder { FileFormat = WebpFileFormatType.Lossless },
+            _ => new PngEncoder { ColorType = pixels.Channels == 1 ? PngColorType.Grayscale : PngColorType.Rgb },
+        };
+        if (format == "png")
+        {
+            var text = image.Metadata.GetPngMetadata().TextData;
+            var className = spec.ClassId < classNames.Count ? classNames[(int)spec.ClassId] : "";
+            foreach (var (key, value) in new (string, string)[]
+            {
+                ("seed", unchecked(spec.Seed + (ulong)index).ToString(CultureInfo.InvariantCulture)),
+                ("model", spec.Model),
+                ("steps", spec.Steps.ToString(CultureInfo.InvariantCulture)),
+                ("sampler", SamplerName(spec.Sampler)),
+                ("schedule", spec.Schedule),
+                ("guidance", spec.Guidance.ToString(CultureInfo.InvariantCulture)),
+                ("class", $"{spec.ClassId} {className}".Trim()),
+                ("Software", "RinServe"),
+            })
+            {
+                text.Add(new PngTextData(key, value, string.Empty, string.Empty));
+            }
+        }
+        using var output = new MemoryStream();
+        image.Save(output, encoder);
+        return output.ToArray();
+    }
+
+    public static string SamplerName(SamplerKind kind) => kind switch
+    {
+        SamplerKind.Ddpm => "ddpm",
+        SamplerKind.DdpmSmallVariance => "ddpm-small",
+        _ => "ddim",
+    };
+}
