@@ -204,7 +204,9 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
     # CPU builds of torch 1.13 refuse even a disabled CUDA autocast, so build it only when used.
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
     gen = torch.Generator().manual_seed(cfg.seed + step)
-    bar = tqdm(total=cfg.steps, initial=step, disable=quiet, dynamic_ncols=True)
+    # A terminal gets a live bar; a log file gets a line every 30 s instead of every step.
+    bar = tqdm(total=cfg.steps, initial=step, disable=quiet, dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30)
     start = time.time() - elapsed
     while step < cfg.steps:
         elapsed = time.time() - start
