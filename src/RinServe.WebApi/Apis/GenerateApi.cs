@@ -29,7 +29,6 @@ public static class GenerateApi
                 in time: 202 with `Location: /jobs/{id}`. `Idempotency-Key`: a repeat returns the same job; other parameters with the same key: 409.
                 Every answer carries `X-Job-Id`, `X-Seed` and `X-Model`.
                 """)
-            .Accepts<GenerateBody>("application/json")
             .Produces(StatusCodes.Status200OK, typeof(JobDocument), "image/png", "image/jpeg", "image/webp", "application/json")
             .Produces<JobDocument>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)

@@ -53,11 +53,11 @@ public sealed class SamplingOptions : IValidatableObject
     public const string Section = "Sampling";
 
     /// <summary>Sampler steps when a request names none.</summary>
-    [Range(1, 10_000)]
+    [Range(1, 100_000)]
     public int DefaultSteps { get; set; } = 50;
 
     /// <summary>Most sampler steps a request may ask for.</summary>
-    [Range(1, 10_000)]
+    [Range(1, 100_000)]
     public int MaxSteps { get; set; } = 1000;
 
     /// <summary>Most images (<c>n</c>) one request may ask for.</summary>

@@ -33,10 +33,21 @@ public sealed class SwaggerExamples : IOperationFilter
         {
             return;
         }
-        if (operation.RequestBody?.Content?.TryGetValue("application/json", out var body) == true)
+        // Declared here, not with Accepts(): Accepts() makes routing answer other media types with its own
+        // 415, which could not name the parameter; the handler reads the body itself.
+        operation.RequestBody = new OpenApiRequestBody
         {
-            body.Example = new JsonObject { ["class"] = "Sneaker", ["res"] = 64, ["steps"] = 50, ["seed"] = 42, ["format"] = "png" };
-        }
+            Required = false,
+            Description = "Optional: the same fields as the query, as JSON. Numbers may be sent as strings.",
+            Content = new Dictionary<string, OpenApiMediaType>
+            {
+                ["application/json"] = new()
+                {
+                    Schema = context.SchemaGenerator.GenerateSchema(typeof(Generation.GenerateBody), context.SchemaRepository),
+                    Example = new JsonObject { ["class"] = "Sneaker", ["res"] = 64, ["steps"] = 50, ["seed"] = 42, ["format"] = "png" },
+                },
+            },
+        };
         if (operation.Responses?.TryGetValue("202", out var accepted) == true && accepted.Content?.TryGetValue("application/json", out var doc) == true)
         {
             doc.Example = new JsonObject

@@ -1,0 +1,209 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+
+namespace RinServe.WebApi.Tests;
+
+/// <summary>The HTTP behaviour of API.md, run against each queue backend.</summary>
+public abstract class ApiContract(RinServeFactory factory)
+{
+    protected HttpClient Client { get; } = factory.CreateClient();
+
+    [Fact]
+    public async Task Generate_waits_and_returns_a_png_with_job_headers_and_generation_text_chunks()
+    {
+        var response = await Client.PostAsync("/generate?class=7&steps=3&seed=42", null);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("image/png", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("42", response.Headers.GetValues("X-Seed").Single());
+        Assert.Equal("tiny", response.Headers.GetValues("X-Model").Single());
+        var id = response.Headers.GetValues("X-Job-Id").Single();
+        Assert.Equal(22, id.Length);
+        var png = await response.Content.ReadAsByteArrayAsync();
+        Assert.Equal(0x89, png[0]);
+        var latin1 = Encoding.Latin1.GetString(png);
+        foreach (var chunk in new[] { "tEXtseed\042", "tEXtmodel\0tiny", "tEXtsteps\03", "tEXtsampler\0ddim", "tEXtschedule\0cosine", "tEXtclass\07 Sneaker" })
+        {
+            Assert.Contains(chunk, latin1);
+        }
+    }
+
+    [Fact]
+    public async Task Json_body_with_a_class_name_and_accept_json_returns_the_succeeded_job_document()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate")
+        {
+            Content = JsonContent.Create(new { @class = "sneaker", steps = 2, seed = 5, sampler = "ddpm", schedule = "sigmoid@-3,3,0.9" }),
+        };
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        var response = await Client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var job = await response.Json();
+        Assert.Equal("succeeded", job.GetProperty("status").GetString());
+        Assert.Equal(7, job.GetProperty("class").GetInt64());
+        Assert.Equal("Sneaker", job.GetProperty("className").GetString());
+        Assert.Equal("ddpm", job.GetProperty("sampler").GetString());
+        Assert.Equal(5UL, job.GetProperty("seed").GetUInt64());
+        Assert.Equal(2, job.GetProperty("progress").GetProperty("step").GetInt32());
+        Assert.Single(job.GetProperty("images").EnumerateArray());
+    }
+
+    [Theory]
+    [InlineData("png", "image/png", new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' })]
+    [InlineData("jpeg", "image/jpeg", new byte[] { 0xFF, 0xD8, 0xFF })]
+    [InlineData("webp", "image/webp", new byte[] { (byte)'R', (byte)'I', (byte)'F', (byte)'F' })]
+    public async Task Respond_async_returns_202_with_location_and_every_image_downloads_in_the_asked_format(string format, string mediaType, byte[] magic)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class=1&steps=2&n=2&format={format}");
+        request.Headers.Add("Prefer", "respond-async");
+        var response = await Client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var id = (await response.Json()).GetProperty("id").GetString()!;
+        Assert.Equal($"/jobs/{id}", response.Headers.Location?.OriginalString);
+        var job = await Http.WaitForStateAsync(Client, id, "succeeded");
+        var seed = job.GetProperty("seed").GetUInt64();
+        for (var k = 0; k < 2; k++)
+        {
+            var image = await Client.GetAsync($"/jobs/{id}/images/{k}");
+            Assert.Equal(HttpStatusCode.OK, image.StatusCode);
+            Assert.Equal(mediaType, image.Content.Headers.ContentType?.MediaType);
+            Assert.Equal((seed + (ulong)k).ToString(System.Globalization.CultureInfo.InvariantCulture), image.Headers.GetValues("X-Seed").Single());
+            Assert.Equal(magic, (await image.Content.ReadAsByteArrayAsync())[..magic.Length]);
+        }
+        await Http.AssertProblemAsync(await Client.GetAsync($"/jobs/{id}/images/2"), HttpStatusCode.NotFound, "k");
+        await Http.AssertProblemAsync(await Client.GetAsync($"/jobs/{id}/images/x"), HttpStatusCode.BadRequest, "k");
+        await Http.AssertProblemAsync(await Client.GetAsync($"/jobs/{id}/images/-1"), HttpStatusCode.BadRequest, "k");
+    }
+
+    [Fact]
+    public async Task A_seed_gives_the_same_image_whether_it_ran_in_a_batch_or_alone()
+    {
+        // Four at once so the worker can batch them; then seed 12 again on its own.
+        var posts = Enumerable.Range(10, 4).Select(seed =>
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class=3&steps=3&seed={seed}");
+            request.Headers.Add("Prefer", "respond-async");
+            return Client.SendAsync(request);
+        }).ToList();
+        var ids = new List<string>();
+        foreach (var post in posts)
+        {
+            ids.Add((await (await post).Json()).GetProperty("id").GetString()!);
+        }
+        foreach (var id in ids)
+        {
+            await Http.WaitForStateAsync(Client, id, "succeeded");
+        }
+        var batched = await Client.GetByteArrayAsync($"/jobs/{ids[2]}/images/0");
+        var alone = await (await Client.PostAsync("/generate?class=3&steps=3&seed=12", null)).Content.ReadAsByteArrayAsync();
+        Assert.Equal(batched, alone);
+    }
+
+    [Fact]
+    public async Task Events_stream_ends_with_succeeded_and_a_late_subscriber_first_gets_the_current_state()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=2&steps=3000");
+        request.Headers.Add("Prefer", "respond-async");
+        var id = (await (await Client.SendAsync(request)).Json()).GetProperty("id").GetString()!;
+        var events = await ReadEventsAsync($"/jobs/{id}/events");
+        Assert.Equal("succeeded", events[^1].Type);
+        Assert.Contains(events, e => e.Type is "queued" or "started" or "progress");
+        Assert.Equal("succeeded", JsonDocument.Parse(events[^1].Data).RootElement.GetProperty("status").GetString());
+
+        var late = await ReadEventsAsync($"/jobs/{id}/events");
+        Assert.Equal("succeeded", Assert.Single(late).Type);
+    }
+
+    private async Task<List<(string Type, string Data)>> ReadEventsAsync(string url)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var response = await Client.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(timeout.Token));
+        var events = new List<(string, string)>();
+        string? type = null;
+        while (await reader.ReadLineAsync(timeout.Token) is { } line)
+        {
+            if (line.StartsWith("event: ", StringComparison.Ordinal))
+            {
+                type = line[7..];
+            }
+            else if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                events.Add((type ?? "message", line[6..]));
+            }
+        }
+        return events;
+    }
+
+    [Fact]
+    public async Task Deleting_a_running_job_cancels_it_at_the_next_step()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=2&steps=20000");
+        request.Headers.Add("Prefer", "respond-async");
+        var id = (await (await Client.SendAsync(request)).Json()).GetProperty("id").GetString()!;
+        await Http.WaitForStateAsync(Client, id, "running");
+        var canceled = await Client.DeleteAsync($"/jobs/{id}");
+        Assert.Equal(HttpStatusCode.OK, canceled.StatusCode);
+        Assert.Equal("canceled", (await canceled.Json()).GetProperty("status").GetString());
+        await Task.Delay(300);
+        var job = await Client.GetFromJsonAsync<JsonElement>($"/jobs/{id}");
+        Assert.Equal("canceled", job.GetProperty("status").GetString());
+        Assert.True(job.GetProperty("progress").GetProperty("step").GetInt32() < 20000);
+        await Http.AssertProblemAsync(await Client.GetAsync($"/jobs/{id}/images/0"), HttpStatusCode.Conflict, "id");
+        // The worker is free again.
+        Assert.Equal(HttpStatusCode.OK, (await Client.PostAsync("/generate?class=1&steps=1", null)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Idempotency_key_returns_the_same_job_and_409_when_reused_with_other_parameters()
+    {
+        var key = Guid.NewGuid().ToString();
+        async Task<HttpResponseMessage> Post(string query)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?" + query);
+            request.Headers.Add("Idempotency-Key", key);
+            request.Headers.Add("Prefer", "respond-async");
+            return await Client.SendAsync(request);
+        }
+        var first = await Post("class=4&steps=2");
+        var again = await Post("class=4&steps=2");
+        Assert.Equal(first.Headers.GetValues("X-Job-Id").Single(), again.Headers.GetValues("X-Job-Id").Single());
+        Assert.Equal(first.Headers.GetValues("X-Seed").Single(), again.Headers.GetValues("X-Seed").Single());
+        await Http.AssertProblemAsync(await Post("class=5&steps=2"), HttpStatusCode.Conflict, "Idempotency-Key");
+    }
+
+    [Fact]
+    public async Task Models_health_metrics_and_swagger_answer()
+    {
+        var models = await Client.GetFromJsonAsync<JsonElement>("/models");
+        var tiny = Assert.Single(models.EnumerateArray());
+        Assert.Equal(16, tiny.GetProperty("resolution").GetInt32());
+        Assert.Equal("Sneaker", tiny.GetProperty("classes")[7].GetProperty("name").GetString());
+        Assert.Equal("CPU", tiny.GetProperty("executionProvider").GetString());
+        Assert.True(tiny.GetProperty("supportsGuidance").GetBoolean());
+
+        Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/healthz/live")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/healthz/ready")).StatusCode);
+
+        await Client.PostAsync("/generate?class=1&steps=2", null);
+        var metrics = await Client.GetStringAsync("/metrics");
+        foreach (var name in new[] { "rinserve_images_generated_total", "rinserve_batch_size", "rinserve_job_wait_seconds", "rinserve_batch_run_seconds", "rinserve_queue_depth", "rinserve_batch_steps_per_second" })
+        {
+            Assert.Contains(name, metrics);
+        }
+
+        var swagger = await Client.GetStringAsync("/swagger/v1/swagger.json");
+        foreach (var text in new[] { "image/png", "image/jpeg", "image/webp", "text/event-stream", "\"413\"", "\"429\"", "\"503\"", "\"409\"", "application/problem+json", "Sneaker" })
+        {
+            Assert.Contains(text, swagger);
+        }
+        Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/swagger/index.html")).StatusCode);
+    }
+}
+
+public sealed class InProcessApiTests(InProcessService service) : ApiContract(service.Factory), IClassFixture<InProcessService>;
+
+public sealed class RedisApiTests(RedisBackedService service) : ApiContract(service.Factory), IClassFixture<RedisBackedService>;
