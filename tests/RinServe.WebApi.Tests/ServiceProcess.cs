@@ -1,0 +1,112 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace RinServe.WebApi.Tests;
+
+/// <summary>The built service as a real OS process (<c>dotnet RinServe.WebApi.dll</c>), configured by environment variables.</summary>
+public sealed class ServiceProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _lines = new();
+
+    public string Name { get; }
+    public int Port { get; }
+    public string Url => $"http://127.0.0.1:{Port}";
+
+    private ServiceProcess(string name, int port, Process process)
+    {
+        Name = name;
+        Port = port;
+        _process = process;
+    }
+
+    public static ServiceProcess Start(string name, IReadOnlyDictionary<string, string> environment)
+    {
+        var port = Testing.RedisServer.FreePort();
+        var info = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = TestModels.RepoRoot,
+        };
+        info.ArgumentList.Add(Dll);
+        info.ArgumentList.Add("--urls");
+        info.ArgumentList.Add($"http://127.0.0.1:{port}");
+        foreach (var (key, value) in environment)
+        {
+            info.Environment[key] = value;
+        }
+        var process = Process.Start(info) ?? throw new InvalidOperationException($"{name} did not start");
+        var service = new ServiceProcess(name, port, process);
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) { service._lines.Enqueue(e.Data); } };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { service._lines.Enqueue(e.Data); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return service;
+    }
+
+    /// <summary>The WebApi build next to this test build (same configuration).</summary>
+    public static string Dll
+    {
+        get
+        {
+            var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+            var framework = testBin.Name;
+            var configuration = testBin.Parent!.Name;
+            var dll = Path.Combine(TestModels.RepoRoot, "src", "RinServe.WebApi", "bin", configuration, framework, "RinServe.WebApi.dll");
+            return File.Exists(dll) ? dll : throw new FileNotFoundException("build src/RinServe.WebApi first", dll);
+        }
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    public string Output => string.Join('\n', _lines);
+
+    public int CountLines(string text) => _lines.Count(l => l.Contains(text, StringComparison.Ordinal));
+
+    public async Task WaitHealthyAsync(string path, TimeSpan timeout)
+    {
+        using var client = new HttpClient { BaseAddress = new Uri(Url), Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"{Name} exited with {_process.ExitCode}:\n{Output}");
+            }
+            try
+            {
+                if ((await client.GetAsync(path)).IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"{Name} not healthy at {path} within {timeout}:\n{Output}");
+    }
+
+    /// <summary>SIGKILL: no shutdown hooks run, as when a pod or machine dies.</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+}
