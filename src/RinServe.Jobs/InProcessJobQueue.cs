@@ -126,8 +126,13 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
                 yield break;
             }
             // Queue positions move without an event of this job, so look again at least once a second.
-            await Task.WhenAny(changed, Task.Delay(TimeSpan.FromSeconds(1), time, ct)).ConfigureAwait(false);
-            ct.ThrowIfCancellationRequested();
+            try
+            {
+                await changed.WaitAsync(TimeSpan.FromSeconds(1), time, ct).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+            }
         }
     }
 

@@ -376,8 +376,15 @@ public sealed class RedisJobQueue : IJobQueue
 
     public void ReportProgress(LeasedJob job, int step)
     {
-        // Fire and forget: the sampler thread must never wait on the network; a lost update is harmless.
-        Db.ScriptEvaluate(ProgressScript, [JobKey(job.Id)], [step, Prefix + "ev:" + job.Id], CommandFlags.FireAndForget);
+        try
+        {
+            // Fire and forget: the sampler thread must never wait on the network; a lost update is harmless.
+            Db.ScriptEvaluate(ProgressScript, [JobKey(job.Id)], [step, Prefix + "ev:" + job.Id], CommandFlags.FireAndForget);
+        }
+        catch (Exception ex) when (RedisResilience.IsUnavailable(ex))
+        {
+            // Redis is away (fail-fast backlog throws at once): progress is not worth failing the batch.
+        }
     }
 
     public async Task<IReadOnlySet<string>> HeartbeatAsync(string consumer, IReadOnlyList<LeasedJob> jobs, CancellationToken ct = default)
