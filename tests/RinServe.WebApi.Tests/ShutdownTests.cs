@@ -1,0 +1,45 @@
+using System.Net;
+using RinServe.Testing;
+using StackExchange.Redis;
+
+namespace RinServe.WebApi.Tests;
+
+public sealed class ShutdownTests
+{
+    [Fact]
+    public async Task On_shutdown_a_worker_finishes_its_running_batch_and_hands_back_jobs_it_has_not_started()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var prefix = $"stop{Guid.NewGuid():N}:";
+        var factory = new RinServeFactory(new Dictionary<string, string?>
+        {
+            ["RinServe:Redis"] = redis.ConnectionString,
+            ["Jobs:KeyPrefix"] = prefix,
+            ["Workers:MaxBatch"] = "4",
+            // Long enough that both jobs arrive in one take; their settings differ, so they run as two batches.
+            ["Workers:MaxBatchDelay"] = "00:00:00.500",
+        });
+        var client = factory.CreateClient();
+        async Task<string> Submit(int steps)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class=1&steps={steps}");
+            request.Headers.Add("Prefer", "respond-async");
+            var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            return response.Headers.GetValues("X-Job-Id").Single();
+        }
+        var running = await Submit(1500);
+        var waiting = await Submit(1499);
+        await Http.WaitForStateAsync(client, running, "running");
+
+        await factory.DisposeAsync();
+
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        var db = connection.GetDatabase();
+        Assert.Equal("succeeded", (string?)await db.HashGetAsync(prefix + "job:" + running, "state"));
+        Assert.Equal("queued", (string?)await db.HashGetAsync(prefix + "job:" + waiting, "state"));
+        Assert.Equal(1, await db.StreamLengthAsync(prefix + "q:tiny"));
+        // Nothing is left pending on the stopped worker, so nobody waits for a visibility timeout.
+        Assert.Equal(0, (await db.StreamPendingAsync(prefix + "q:tiny", "workers")).PendingMessageCount);
+    }
+}
