@@ -25,8 +25,8 @@ public static class GenerateApi
             .WithDescription("""
                 Parameters come in the query (`POST /generate?class=7&res=64&steps=50`) or as a JSON body with the same names.
                 Waits up to `Prefer: wait=N` seconds (default Sampling:DefaultWaitSeconds). Done in time with n = 1: 200 with the image
-                (or, with `Accept: application/json`, the job document). `Prefer: respond-async`, n > 1 with an image Accept, or not done
-                in time: 202 with `Location: /jobs/{id}`. `Idempotency-Key`: a repeat returns the same job; other parameters with the same key: 409.
+                (with `Accept: application/json` or n > 1: 200 with the job document, which links to each image). `Prefer: respond-async`,
+                or not done in time: 202 with `Location: /jobs/{id}`. `Idempotency-Key`: a repeat returns the same job; other parameters with the same key: 409.
                 Every answer carries `X-Job-Id`, `X-Seed` and `X-Model`.
                 """)
             .Produces(StatusCodes.Status200OK, typeof(JobDocument), "image/png", "image/jpeg", "image/webp", "application/json")
@@ -109,7 +109,10 @@ public static class GenerateApi
         }
         else if (wait > TimeSpan.Zero)
         {
-            http.Response.Headers["Preference-Applied"] = $"wait={(int)wait.TotalSeconds}";
+            if (http.Request.Headers.ContainsKey("Prefer"))
+            {
+                http.Response.Headers["Preference-Applied"] = $"wait={(int)wait.TotalSeconds}";
+            }
             job = await WaitAsync(queue, job, wait, ct);
         }
 
@@ -123,6 +126,9 @@ public static class GenerateApi
             case JobState.Succeeded when job.Spec.Count == 1 && await queue.GetImageAsync(job.Id, 0, ct) is { } pixels:
                 var bytes = ImageEncoder.Encode(pixels, job.Spec.Format, job.Spec, 0, valid.Model.Spec.ClassNames);
                 return TypedResults.File(bytes, ImageEncoder.ContentType(job.Spec.Format));
+            case JobState.Succeeded:
+                // Several images (or the image expired meanwhile): the document links to each.
+                return TypedResults.Ok(document);
             case JobState.Failed:
                 return Problems.Problem(StatusCodes.Status500InternalServerError, "Generation failed", job.Error ?? "the sampler failed",
                     extra: new Dictionary<string, object?> { ["jobId"] = job.Id });
