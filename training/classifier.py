@@ -25,11 +25,14 @@ JUDGE_PATH = os.path.join(os.path.dirname(__file__), "judge", "fmnist-cnn.pth")
 class Judge(nn.Module):
     def __init__(self):
         super().__init__()
+        # Keeps the 7 x 7 layout to the end: global pooling loses the shape cues that tell a
+        # shirt from a coat (it scored 88.9% against 92%+ for this one).
         self.features = nn.Sequential(
             nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(), nn.MaxPool2d(2),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * 7 * 7, 128), nn.ReLU())
         self.head = nn.Linear(128, 10)
 
     def forward(self, x):  # x: [B, 1, 28, 28] in [-1, 1]
@@ -44,7 +47,7 @@ def to_judge_input(images01: torch.Tensor) -> torch.Tensor:
     return x * 2 - 1
 
 
-def train_judge(epochs: int = 4, seed: int = 0) -> tuple[Judge, float]:
+def train_judge(epochs: int = 6, seed: int = 0) -> tuple[Judge, float]:
     torch.manual_seed(seed)
     x, y, _ = load_fashion_mnist("train")
     xt, yt, _ = load_fashion_mnist("test")
@@ -103,7 +106,7 @@ def judge_model(model, cfg: dict, per_class: int = 100, steps: int = 50, batch: 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["train"])
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=6)
     args = ap.parse_args(argv)
     start = time.time()
     judge, acc = train_judge(args.epochs)
