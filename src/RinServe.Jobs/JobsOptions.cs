@@ -73,9 +73,12 @@ public sealed class WorkersOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:00:10")]
     public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.FromMilliseconds(20);
 
-    /// <summary>How often an idle worker polls Redis for new jobs (StackExchange.Redis cannot block on XREADGROUP).</summary>
+    /// <summary>
+    /// How often an idle worker polls Redis for new jobs. Enqueues also publish a wake-up, so this is only
+    /// the fallback for a lost wake-up (StackExchange.Redis cannot block on XREADGROUP).
+    /// </summary>
     [Range(typeof(TimeSpan), "00:00:00.001", "00:00:10")]
-    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(20);
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>How often a worker renews its hold on running jobs and checks them for cancellation.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]

@@ -33,6 +33,7 @@ public sealed class RedisJobQueue : IJobQueue
     private readonly ILogger<RedisJobQueue> _logger;
     private readonly ConcurrentDictionary<string, bool> _groups = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _nextReclaim = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, WakeSignal> _wake = new(StringComparer.Ordinal);
 
     public RedisJobQueue(
         IConnectionMultiplexer redis,
@@ -61,6 +62,8 @@ public sealed class RedisJobQueue : IJobQueue
     /// <summary>Ids of completed jobs, one entry per completion: lets tests and operators prove no job completed twice.</summary>
     public RedisKey CompletionsKey => Prefix + "completions";
     private RedisChannel EventChannel(string id) => RedisChannel.Literal(Prefix + "ev:" + id);
+    /// <summary>Published on every enqueue so idle workers wake at once instead of at their next poll.</summary>
+    private string WakeChannel(string model) => Prefix + "wake:" + model;
     private long Seconds(TimeSpan t) => Math.Max(1, (long)Math.Ceiling(t.TotalSeconds));
     private string NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
 
@@ -82,6 +85,7 @@ public sealed class RedisJobQueue : IJobQueue
         redis.call('HSET', KEYS[2], 'spec', ARGV[3], 'state', 'queued', 'created', ARGV[4], 'step', '0', 'entry', entry, 'deliveries', '0', 'images', '0')
         redis.call('EXPIRE', KEYS[2], ARGV[5])
         if ARGV[7] == '1' then redis.call('SET', KEYS[3], ARGV[2] .. '|' .. ARGV[6], 'EX', ARGV[8]) end
+        redis.call('PUBLISH', ARGV[9], '1')
         return {'created', tostring(len + 1)}
         """;
 
@@ -95,7 +99,7 @@ public sealed class RedisJobQueue : IJobQueue
             [stream, JobKey(id), idemKey],
             [
                 _options.MaxQueueLength, id, JsonSerializer.Serialize(spec, Json), NowMs(), Seconds(_options.JobTtl),
-                idempotency?.Fingerprint ?? "", idempotency is null ? "0" : "1", Seconds(_options.ResultTtl),
+                idempotency?.Fingerprint ?? "", idempotency is null ? "0" : "1", Seconds(_options.ResultTtl), WakeChannel(spec.Model),
             ]), ct).ConfigureAwait(false))!;
         var outcome = (string)result[0]!;
         var detail = (string)result[1]!;
@@ -260,6 +264,7 @@ public sealed class RedisJobQueue : IJobQueue
         string model, string consumer, int max, TimeSpan firstWait, TimeSpan batchDelay, CancellationToken ct = default)
     {
         await EnsureGroupAsync(model, ct).ConfigureAwait(false);
+        var wake = await WakeSignalAsync(model).ConfigureAwait(false);
         var stream = StreamKey(model);
         var taken = new List<LeasedJob>();
         var deadline = _time.GetUtcNow() + firstWait;
@@ -278,6 +283,8 @@ public sealed class RedisJobQueue : IJobQueue
             }
             while (taken.Count < max)
             {
+                // Taken before the read, so an enqueue between the read and the wait still wakes us.
+                var woken = wake?.Next;
                 var entries = await Call(db => db.StreamReadGroupAsync(stream, Group, consumer, ">", max - taken.Count), ct).ConfigureAwait(false);
                 foreach (var entry in entries)
                 {
@@ -293,7 +300,7 @@ public sealed class RedisJobQueue : IJobQueue
                     {
                         break;
                     }
-                    await Task.Delay(PollInterval(deadline), _time, ct).ConfigureAwait(false);
+                    await WaitForWorkAsync(woken, PollInterval(deadline), ct).ConfigureAwait(false);
                 }
                 if (taken.Count > 0 && deadline > _time.GetUtcNow() + batchDelay)
                 {
@@ -307,6 +314,47 @@ public sealed class RedisJobQueue : IJobQueue
             _groups.TryRemove(model, out _);
         }
         return taken;
+    }
+
+    private async Task WaitForWorkAsync(Task? woken, TimeSpan interval, CancellationToken ct)
+    {
+        try
+        {
+            await (woken ?? Task.Delay(Timeout.Infinite, ct)).WaitAsync(interval, _time, ct).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // No wake-up: poll anyway (a publish can be lost while Redis reconnects).
+        }
+    }
+
+    private async Task<WakeSignal?> WakeSignalAsync(string model)
+    {
+        if (_wake.TryGetValue(model, out var existing))
+        {
+            return existing;
+        }
+        var signal = new WakeSignal();
+        try
+        {
+            await _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(WakeChannel(model)), (_, _) => signal.Fire()).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RedisResilience.IsUnavailable(ex))
+        {
+            return null;
+        }
+        return _wake.GetOrAdd(model, signal);
+    }
+
+    /// <summary>A task that completes at the next wake-up message.</summary>
+    private sealed class WakeSignal
+    {
+        private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Next => Volatile.Read(ref _next).Task;
+
+        public void Fire() =>
+            Interlocked.Exchange(ref _next, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
 
     private TimeSpan PollInterval(DateTimeOffset deadline)
@@ -445,6 +493,7 @@ public sealed class RedisJobQueue : IJobQueue
           local entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[8])
           redis.call('HSET', KEYS[1], 'state', 'queued', 'step', '0', 'entry', entry, 'error', ARGV[3])
           redis.call('PUBLISH', ARGV[7], 'queued')
+          redis.call('PUBLISH', ARGV[10], '1')
           return 1
         end
         redis.call('HSET', KEYS[1], 'state', 'failed', 'finished', ARGV[4], 'error', ARGV[3])
@@ -461,7 +510,7 @@ public sealed class RedisJobQueue : IJobQueue
     {
         var outcome = (long)await Call(db => db.ScriptEvaluateAsync(FailScript,
             [JobKey(job.Id), StreamKey(job.Job.Spec.Model), DeadLetterKey],
-            [Group, job.Lease, error, NowMs(), Seconds(_options.ResultTtl), maxDeliveries, Prefix + "ev:" + job.Id, job.Id, _options.DeadLetterMaxLength]),
+            [Group, job.Lease, error, NowMs(), Seconds(_options.ResultTtl), maxDeliveries, Prefix + "ev:" + job.Id, job.Id, _options.DeadLetterMaxLength, WakeChannel(job.Job.Spec.Model)]),
             ct).ConfigureAwait(false);
         if (outcome == 2)
         {
@@ -477,12 +526,13 @@ public sealed class RedisJobQueue : IJobQueue
         local entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[3])
         redis.call('HSET', KEYS[1], 'state', 'queued', 'step', '0', 'entry', entry)
         redis.call('PUBLISH', ARGV[4], 'queued')
+        redis.call('PUBLISH', ARGV[5], '1')
         return 1
         """;
 
     public Task ReleaseAsync(LeasedJob job, CancellationToken ct = default) =>
         Call(db => db.ScriptEvaluateAsync(ReleaseScript, [JobKey(job.Id), StreamKey(job.Job.Spec.Model)],
-            [Group, job.Lease, job.Id, Prefix + "ev:" + job.Id]), ct);
+            [Group, job.Lease, job.Id, Prefix + "ev:" + job.Id, WakeChannel(job.Job.Spec.Model)]), ct);
 
     public Task AcknowledgeAsync(LeasedJob job, CancellationToken ct = default) =>
         Call(db => AckAsync(db, StreamKey(job.Job.Spec.Model), job.Lease), ct);
