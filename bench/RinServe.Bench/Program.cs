@@ -7,10 +7,16 @@ using RinServe.Onnx;
 
 // Sampler loop overhead = time of one full generation / (steps × time of one bare session.Run),
 // same model, batch and session. Rounds interleave both so machine noise hits them alike.
+if (args is ["--kernels", var elementsText])
+{
+    KernelTimes(int.Parse(elementsText, CultureInfo.InvariantCulture));
+    return;
+}
+
 var options = BenchArguments.Parse(args);
 var invariant = CultureInfo.InvariantCulture;
-Console.WriteLine($"| model | res | batch | sampler | steps | bare run ms (median) | generation ms (median) | overhead (median of rounds) |");
-Console.WriteLine("|---|---|---|---|---|---|---|---|");
+Console.WriteLine("| model | res | batch | sampler | steps | bare session.Run ms | IDenoiser.Denoise ms | generation ms | generation / (steps × bare run) |");
+Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
 foreach (var path in options.Models)
 {
     using var model = ModelLoader.Load(path, new OnnxModelOptions { IntraOpThreads = options.Threads }, NullLogger.Instance);
@@ -19,65 +25,162 @@ foreach (var path in options.Models)
         var result = Measure(model, options, sampler);
         Console.WriteLine(string.Create(
             invariant,
-            $"| {model.Spec.Name} ({Path.GetFileName(path)}) | {model.Spec.Resolution} | {options.Batch} | {sampler} | {options.Steps} | {result.BareMs:F2} | {result.GenerationMs:F1} | {result.Overhead:F4} |"));
+            $"| {model.Spec.Name} ({Path.GetFileName(path)}) | {model.Spec.Resolution} | {options.Batch} | {sampler} | {options.Steps} | {result.BareMs:F2} | {result.DenoiseMs:F2} | {result.GenerationMs:F1} | {result.Overhead:F3} |"));
     }
 }
 
-static (double BareMs, double GenerationMs, double Overhead) Measure(LoadedModel model, BenchArguments options, SamplerKind sampler)
+static (double BareMs, double DenoiseMs, double GenerationMs, double Overhead) Measure(LoadedModel model, BenchArguments options, SamplerKind sampler)
 {
     var spec = model.Spec;
     var batch = options.Batch;
     var session = model.Session;
-    var random = new Random(1);
-    var x = Enumerable.Range(0, batch * spec.PixelsPerImage).Select(_ => (float)random.NextDouble() * 2 - 1).ToArray();
-    var latents = new float[batch * spec.LatentsPerImage];
-    using var runOptions = new RunOptions();
-    using var xValue = OrtValue.CreateTensorValueFromMemory(x, [batch, spec.Channels, spec.Resolution, spec.Resolution]);
-    using var gammaValue = OrtValue.CreateTensorValueFromMemory(Enumerable.Repeat(0.5f, batch).ToArray(), [batch]);
-    using var classValue = OrtValue.CreateTensorValueFromMemory(new long[batch], [batch]);
-    using var latentsValue = OrtValue.CreateTensorValueFromMemory(latents, [batch, spec.LatentCount, spec.LatentDim]);
-    using var predValue = OrtValue.CreateTensorValueFromMemory(new float[x.Length], [batch, spec.Channels, spec.Resolution, spec.Resolution]);
-    using var latentsOutValue = OrtValue.CreateTensorValueFromMemory(new float[latents.Length], [batch, spec.LatentCount, spec.LatentDim]);
-    string[] inputNames = ["x", "gamma", "class_id", "latents_in"];
-    string[] outputNames = ["pred", "latents_out"];
-    OrtValue[] inputs = [xValue, gammaValue, classValue, latentsValue];
-    OrtValue[] outputs = [predValue, latentsOutValue];
-
-    var samplerLoop = new RinSampler(model.Denoiser);
     var settings = new SamplerSettings(options.Steps, sampler, "cosine", 0f);
     var requests = Enumerable.Range(0, batch).Select(i => new ImageRequest(i % spec.NumClasses, (ulong)i)).ToArray();
 
-    // Warm both paths once (kernel caches, pools, JIT).
-    session.Run(runOptions, inputNames, inputs, outputNames, outputs);
+    // One recorded generation gives the exact inputs of every step, so the bare runs see the same data as the loop.
+    var recorder = new RecordingDenoiser(model.Denoiser);
+    new RinSampler(recorder).Generate(settings, requests);
+
+    using var runOptions = new RunOptions();
+    string[] inputNames = ["x", "gamma", "class_id", "latents_in"];
+    string[] outputNames = ["pred", "latents_out"];
+    long[] imageShape = [batch, spec.Channels, spec.Resolution, spec.Resolution];
+    long[] latentShape = [batch, spec.LatentCount, spec.LatentDim];
+    var stepInputs = recorder.Calls.Select(c => new[]
+    {
+        OrtValue.CreateTensorValueFromMemory(c.X, imageShape),
+        OrtValue.CreateTensorValueFromMemory(c.Gamma, [batch]),
+        OrtValue.CreateTensorValueFromMemory(c.ClassIds, [batch]),
+        OrtValue.CreateTensorValueFromMemory(c.LatentsIn, latentShape),
+    }).ToArray();
+    using var predValue = OrtValue.CreateTensorValueFromMemory(new float[batch * spec.PixelsPerImage], imageShape);
+    using var latentsOutValue = OrtValue.CreateTensorValueFromMemory(new float[batch * spec.LatentsPerImage], latentShape);
+    OrtValue[] outputs = [predValue, latentsOutValue];
+    var pred = new float[batch * spec.PixelsPerImage];
+    var latentsOut = new float[batch * spec.LatentsPerImage];
+
+    // Warm every path once (kernel caches, pools, JIT).
+    session.Run(runOptions, inputNames, stepInputs[0], outputNames, outputs);
+    var timed = new TimingDenoiser(model.Denoiser);
+    var samplerLoop = new RinSampler(timed);
     samplerLoop.Generate(settings, requests);
 
     var bare = new List<double>();
+    var denoise = new List<double>();
     var generation = new List<double>();
     var ratios = new List<double>();
+    var loopShares = new List<double>();
     for (var round = 0; round < options.Rounds; round++)
     {
-        var stopwatch = Stopwatch.StartNew();
-        for (var i = 0; i < options.Steps; i++)
+        // Bare runs and wrapped calls alternate call by call, so load changes on the shared machine hit both.
+        var roundBare = new List<double>();
+        for (var i = 0; i < stepInputs.Length; i++)
         {
-            session.Run(runOptions, inputNames, inputs, outputNames, outputs);
+            var start = Stopwatch.GetTimestamp();
+            session.Run(runOptions, inputNames, stepInputs[i], outputNames, outputs);
+            var bareMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            var c = recorder.Calls[i];
+            start = Stopwatch.GetTimestamp();
+            model.Denoiser.Denoise(batch, c.X, c.Gamma, c.ClassIds, c.LatentsIn, pred, latentsOut);
+            denoise.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            bare.Add(bareMs);
+            roundBare.Add(bareMs);
         }
 
-        var bareBlock = stopwatch.Elapsed.TotalMilliseconds;
-        stopwatch.Restart();
+        timed.Reset();
+        var begin = Stopwatch.GetTimestamp();
         samplerLoop.Generate(settings, requests);
-        var full = stopwatch.Elapsed.TotalMilliseconds;
-        bare.Add(bareBlock / options.Steps);
+        var full = Stopwatch.GetElapsedTime(begin).TotalMilliseconds;
         generation.Add(full);
-        ratios.Add(full / bareBlock);
+        ratios.Add(full / roundBare.Sum());
+        loopShares.Add((full - timed.Milliseconds) / timed.Milliseconds);
     }
 
-    return (Median(bare), Median(generation), Median(ratios));
+    Console.Error.WriteLine(string.Create(
+        CultureInfo.InvariantCulture,
+        $"{spec.Name} {sampler}: loop time outside the network / network time, median of rounds: {Median(loopShares):F4}; direct ratios: {string.Join(" ", ratios.Select(r => r.ToString("F3", CultureInfo.InvariantCulture)))}"));
+    foreach (var value in stepInputs.SelectMany(v => v))
+    {
+        value.Dispose();
+    }
+
+    return (Median(bare), Median(denoise), Median(generation), Median(ratios));
+}
+
+// Per-step costs of the loop's own passes on one image of the given size, median of 15.
+static void KernelTimes(int elements)
+{
+    var x = Enumerable.Range(0, elements).Select(i => MathF.Sin(i)).ToArray();
+    var pred = Enumerable.Range(0, elements).Select(i => MathF.Cos(i)).ToArray();
+    var netIn = new float[elements];
+    var z = new float[elements];
+    var x0 = new float[elements];
+    var k = new StepCoefficients(Prediction.Eps, 0.6f, 0.8f, 1f, false, 1f, 0f, false, 0.7f, 0.71f, 0.1f, 0.9f, 0.3f);
+    var kd = k with { Stochastic = true };
+    var cases = new (string Name, Action Run)[]
+    {
+        ("statistics", () => StepKernels.Statistics(x)),
+        ("normalize (divide into network input)", () => RinSampler.NetworkInput(x, netIn, true, (1, elements))),
+        ("copy (what a denoiser does with its input)", () => x.AsSpan().CopyTo(netIn)),
+        ("update DDIM", () => StepKernels.Update(k, x, pred, default, default, default)),
+        ("update DDPM", () => StepKernels.Update(kd, x, pred, default, z, default)),
+        ("noise (Philox + Box-Muller)", () => PhiloxNoise.Instance.Fill(1, 3, z)),
+    };
+    foreach (var (name, run) in cases)
+    {
+        run();
+        var times = new List<double>();
+        for (var r = 0; r < 15; r++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            run();
+            times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            pred.AsSpan().CopyTo(x); // keep x finite across repeated updates
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: {Median(times):F3} ms for {elements} elements"));
+    }
 }
 
 static double Median(List<double> values)
 {
     var sorted = values.Order().ToArray();
     return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+}
+
+/// <summary>Adds up the time spent inside the wrapped denoiser.</summary>
+internal sealed class TimingDenoiser(IDenoiser inner) : IDenoiser
+{
+    private long _ticks;
+
+    public ModelSpec Spec => inner.Spec;
+
+    public double Milliseconds => TimeSpan.FromTicks(_ticks * TimeSpan.TicksPerSecond / Stopwatch.Frequency).TotalMilliseconds;
+
+    public void Reset() => _ticks = 0;
+
+    public void Denoise(
+        int batch, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<long> classIds, ReadOnlySpan<float> latentsIn, Span<float> pred, Span<float> latentsOut)
+    {
+        var start = Stopwatch.GetTimestamp();
+        inner.Denoise(batch, x, gamma, classIds, latentsIn, pred, latentsOut);
+        _ticks += Stopwatch.GetTimestamp() - start;
+    }
+}
+
+/// <summary>Passes calls through and keeps a copy of every input.</summary>
+internal sealed class RecordingDenoiser(IDenoiser inner) : IDenoiser
+{
+    public List<(float[] X, float[] Gamma, long[] ClassIds, float[] LatentsIn)> Calls { get; } = [];
+
+    public ModelSpec Spec => inner.Spec;
+
+    public void Denoise(
+        int batch, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<long> classIds, ReadOnlySpan<float> latentsIn, Span<float> pred, Span<float> latentsOut)
+    {
+        Calls.Add((x.ToArray(), gamma.ToArray(), classIds.ToArray(), latentsIn.ToArray()));
+        inner.Denoise(batch, x, gamma, classIds, latentsIn, pred, latentsOut);
+    }
 }
 
 /// <summary>Command line of the benchmark.</summary>

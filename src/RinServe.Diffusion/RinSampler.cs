@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
 namespace RinServe.Diffusion;
@@ -69,6 +70,7 @@ public sealed class RinSampler
     internal delegate void StepObserver(int step, ReadOnlySpan<float> x, ReadOnlySpan<float> x0);
 
     /// <summary>Runs the loop and writes the last clipped x̂0 ([B, C, H, W]) to <paramref name="finalX0"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs once per request: tier-0 code would stay for the whole call
     internal void Sample(
         SamplerSettings settings,
         IReadOnlyList<ImageRequest> images,
@@ -95,18 +97,17 @@ public sealed class RinSampler
         var x = floats.Rent(batch * perImage);
         var netX = floats.Rent(netBatch * perImage);
         var pred = floats.Rent(netBatch * perImage);
-        var epsHat = floats.Rent(batch * perImage);
-        var z = floats.Rent(batch * perImage);
+        var stepNoise = floats.Rent(batch * perImage);
         var latentsA = floats.Rent(netBatch * perLatents);
         var latentsB = floats.Rent(netBatch * perLatents);
         var gammaIn = floats.Rent(netBatch);
         var classIds = ArrayPool<long>.Shared.Rent(netBatch);
+        var statistics = ArrayPool<(double Sum, double SumOfSquares)>.Shared.Rent(batch);
         try
         {
             var xs = x.AsSpan(0, batch * perImage);
             var x0 = finalX0;
-            var eps = epsHat.AsSpan(0, batch * perImage);
-            var noise = z.AsSpan(0, batch * perImage);
+            var noise = stepNoise.AsSpan(0, batch * perImage);
             var netIn = netX.AsSpan(0, netBatch * perImage);
             var netPred = pred.AsSpan(0, netBatch * perImage);
             var gammas = gammaIn.AsSpan(0, netBatch);
@@ -126,9 +127,7 @@ public sealed class RinSampler
                 }
             }
 
-            var b0 = spec.InputScale;
             var guidanceCond = (float)(1.0 + settings.Guidance);
-            var guidanceUncond = settings.Guidance;
             for (var i = 0; i < steps; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -138,13 +137,37 @@ public sealed class RinSampler
                 var tNext = Math.Max(1.0 - (double)(i + 1) / steps, 0.0);
                 var g = schedule.Gamma(t);
                 var gNext = schedule.Gamma(tNext);
-                var sqrtG = (float)Math.Sqrt(g);
-                var sqrtOneMinusG = (float)Math.Sqrt(1.0 - g);
+
+                // DDPM ancestral step (Ho et al. 2020, eq. 11) in γ form: α = clip(g/g', 0, 1).
+                var alpha = Math.Clamp(g / gNext, 0.0, 1.0);
+                var variance = settings.Sampler == SamplerKind.DdpmSmallVariance
+                    ? (1.0 - gNext) / (1.0 - g) * (1.0 - alpha)
+                    : 1.0 - alpha;
+                var coefficients = new StepCoefficients(
+                    spec.Prediction,
+                    (float)Math.Sqrt(g),
+                    (float)Math.Sqrt(1.0 - g),
+                    spec.InputScale,
+                    guided,
+                    guidanceCond,
+                    settings.Guidance,
+                    stochastic,
+                    (float)Math.Sqrt(gNext),
+                    (float)Math.Sqrt(1.0 - gNext),
+                    (float)((1.0 - alpha) / Math.Sqrt(1.0 - g)),
+                    (float)Math.Sqrt(alpha),
+                    (float)Math.Sqrt(variance));
 
                 // Only the network's copy of x_t is normalized (contract, "Sampling").
                 for (var b = 0; b < batch; b++)
                 {
-                    NetworkInput(xs.Slice(b * perImage, perImage), netIn.Slice(b * perImage, perImage), spec.NormalizeInput);
+                    var image = xs.Slice(b * perImage, perImage);
+                    if (i == 0)
+                    {
+                        statistics[b] = StepKernels.Statistics(image);
+                    }
+
+                    NetworkInput(image, netIn.Slice(b * perImage, perImage), spec.NormalizeInput, statistics[b]);
                 }
 
                 if (guided)
@@ -160,44 +183,24 @@ public sealed class RinSampler
                 latentsIn = latentsOut;
                 latentsOut = swap;
 
-                var p = netPred[..(batch * perImage)];
-                if (guided)
+                // x̂0 is only read after the last step (and by an observer).
+                var writeX0 = observer is not null || i == steps - 1;
+                for (var b = 0; b < batch; b++)
                 {
-                    // Classifier-free guidance (Ho & Salimans 2022): (1+w)·pred(class) − w·pred(null).
-                    var uncond = netPred[(batch * perImage)..];
-                    TensorPrimitives.Multiply(p, guidanceCond, p);
-                    TensorPrimitives.Multiply(uncond, guidanceUncond, uncond);
-                    TensorPrimitives.Subtract(p, uncond, p);
-                }
-
-                PredictX0(spec.Prediction, xs, p, sqrtG, sqrtOneMinusG, x0);
-                TensorPrimitives.Clamp(x0, -b0, b0, x0);
-
-                // ε̂ = (x − √g·x̂0)/√(1−g).
-                TensorPrimitives.MultiplyAdd(x0, -sqrtG, xs, eps);
-                TensorPrimitives.Divide(eps, sqrtOneMinusG, eps);
-
-                if (!stochastic)
-                {
-                    // DDIM (Song et al. 2021, η = 0): x = √g'·x̂0 + √(1−g')·ε̂.
-                    TensorPrimitives.Multiply(x0, (float)Math.Sqrt(gNext), xs);
-                    TensorPrimitives.MultiplyAdd(eps, (float)Math.Sqrt(1.0 - gNext), xs, xs);
-                }
-                else
-                {
-                    // DDPM ancestral step (Ho et al. 2020, eq. 11) in γ form: α = clip(g/g', 0, 1).
-                    var alpha = Math.Clamp(g / gNext, 0.0, 1.0);
-                    var variance = settings.Sampler == SamplerKind.DdpmSmallVariance
-                        ? (1.0 - gNext) / (1.0 - g) * (1.0 - alpha)
-                        : 1.0 - alpha;
-                    TensorPrimitives.MultiplyAdd(eps, (float)(-(1.0 - alpha) / Math.Sqrt(1.0 - g)), xs, xs);
-                    TensorPrimitives.Divide(xs, (float)Math.Sqrt(alpha), xs);
-                    for (var b = 0; b < batch; b++)
+                    var z = Span<float>.Empty;
+                    if (stochastic)
                     {
-                        _noise.Fill(images[b].Seed, i, noise.Slice(b * perImage, perImage));
+                        z = noise.Slice(b * perImage, perImage);
+                        _noise.Fill(images[b].Seed, i, z);
                     }
 
-                    TensorPrimitives.MultiplyAdd(noise, (float)Math.Sqrt(variance), xs, xs);
+                    statistics[b] = StepKernels.Update(
+                        coefficients,
+                        xs.Slice(b * perImage, perImage),
+                        netPred.Slice(b * perImage, perImage),
+                        guided ? netPred.Slice((batch + b) * perImage, perImage) : ReadOnlySpan<float>.Empty,
+                        z,
+                        writeX0 ? x0.Slice(b * perImage, perImage) : Span<float>.Empty);
                 }
 
                 observer?.Invoke(i, xs, x0);
@@ -209,17 +212,17 @@ public sealed class RinSampler
             floats.Return(x);
             floats.Return(netX);
             floats.Return(pred);
-            floats.Return(epsHat);
-            floats.Return(z);
+            floats.Return(stepNoise);
             floats.Return(latentsA);
             floats.Return(latentsB);
             floats.Return(gammaIn);
             ArrayPool<long>.Shared.Return(classIds);
+            ArrayPool<(double Sum, double SumOfSquares)>.Shared.Return(statistics);
         }
     }
 
     /// <summary>x_in = x / max(std(x), ε), std over C,H,W of one example (population; Chen 2023 §3.3).</summary>
-    internal static void NetworkInput(ReadOnlySpan<float> x, Span<float> destination, bool normalize)
+    internal static void NetworkInput(ReadOnlySpan<float> x, Span<float> destination, bool normalize, (double Sum, double SumOfSquares) statistics)
     {
         if (!normalize)
         {
@@ -227,34 +230,10 @@ public sealed class RinSampler
             return;
         }
 
-        var mean = TensorPrimitives.Sum(x) / x.Length;
-        TensorPrimitives.Subtract(x, mean, destination); // centered copy, only to measure the spread
-        var std = MathF.Sqrt(TensorPrimitives.SumOfSquares(destination) / x.Length);
+        var (sum, squares) = statistics;
+        var mean = sum / x.Length;
+        var std = (float)Math.Sqrt(Math.Max(squares / x.Length - mean * mean, 0.0));
         TensorPrimitives.Divide(x, MathF.Max(std, NormalizationEpsilon), destination);
-    }
-
-    /// <summary>x̂0 from the network's prediction (contract, "Sampling"; v of Salimans &amp; Ho 2022).</summary>
-    internal static void PredictX0(
-        Prediction prediction, ReadOnlySpan<float> x, ReadOnlySpan<float> pred, float sqrtG, float sqrtOneMinusG, Span<float> x0)
-    {
-        switch (prediction)
-        {
-            case Prediction.Eps:
-                // x̂0 = (x − √(1−g)·ε̂)/√g
-                TensorPrimitives.MultiplyAdd(pred, -sqrtOneMinusG, x, x0);
-                TensorPrimitives.Divide(x0, sqrtG, x0);
-                break;
-            case Prediction.X:
-                pred.CopyTo(x0);
-                break;
-            case Prediction.V:
-                // x̂0 = √g·x − √(1−g)·v
-                TensorPrimitives.Multiply(x, sqrtG, x0);
-                TensorPrimitives.MultiplyAdd(pred, -sqrtOneMinusG, x0, x0);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(prediction), prediction, "unknown prediction");
-        }
     }
 
     /// <summary>image = clip(x̂0 / b / 2 + 0.5, 0, 1) (contract, "Sampling"); in place is fine.</summary>
@@ -266,18 +245,27 @@ public sealed class RinSampler
         TensorPrimitives.Clamp(destination, 0f, 1f, destination);
     }
 
-    /// <summary>NCHW values in [0, 1] to 8-bit HWC pixels: ×255, round half to even.</summary>
-    internal static GeneratedImage ToImage(ReadOnlySpan<float> unit, ModelSpec spec)
+    /// <summary>NCHW values in [0, 1] to 8-bit HWC pixels: ×255, round half to even. Overwrites <paramref name="unit"/>.</summary>
+    internal static GeneratedImage ToImage(Span<float> unit, ModelSpec spec)
     {
         var channels = spec.Channels;
         var plane = spec.Resolution * spec.Resolution;
         var pixels = new byte[plane * channels];
-        for (var c = 0; c < channels; c++)
+        TensorPrimitives.Multiply(unit, 255f, unit);
+        TensorPrimitives.Round(unit, MidpointRounding.ToEven, unit);
+        if (channels == 1)
         {
-            var source = unit.Slice(c * plane, plane);
-            for (var k = 0; k < plane; k++)
+            TensorPrimitives.ConvertTruncating<float, byte>(unit, pixels); // whole numbers in 0..255: exact
+        }
+        else
+        {
+            for (var c = 0; c < channels; c++)
             {
-                pixels[k * channels + c] = (byte)MathF.Round(source[k] * 255f, MidpointRounding.ToEven);
+                var source = unit.Slice(c * plane, plane);
+                for (var k = 0; k < plane; k++)
+                {
+                    pixels[k * channels + c] = (byte)source[k];
+                }
             }
         }
 

@@ -19,6 +19,22 @@ public class NoiseTests
     }
 
     [Fact]
+    public void Vector_philox_matches_the_scalar_reference_lane_by_lane()
+    {
+        var lanes = System.Numerics.Vector<uint>.Count;
+        var counters = Enumerable.Range(0, lanes).Select(i => 0xFFFFFFF0u + (uint)i * 3).ToArray();
+        PhiloxNoise.Philox(
+            new System.Numerics.Vector<uint>(counters), new System.Numerics.Vector<uint>(7), new System.Numerics.Vector<uint>(9),
+            new System.Numerics.Vector<uint>(0x52494E32), 0xDEADBEEF, 0x12345678, out var w0, out var w1, out var w2, out var w3);
+        Span<uint> expected = stackalloc uint[4];
+        for (var lane = 0; lane < lanes; lane++)
+        {
+            PhiloxNoise.Philox(counters[lane], 7, 9, 0x52494E32, 0xDEADBEEF, 0x12345678, expected);
+            Assert.Equal(expected.ToArray(), new[] { w0[lane], w1[lane], w2[lane], w3[lane] });
+        }
+    }
+
+    [Fact]
     public void Noise_is_a_pure_function_of_seed_step_and_element()
     {
         var a = new float[1001];
@@ -36,6 +52,32 @@ public class NoiseTests
         Assert.NotEqual(a, b);
         PhiloxNoise.Instance.Fill(42, INoiseSource.InitialStep, b);
         Assert.NotEqual(a, b);
+    }
+
+    [Fact]
+    public void Gaussian_transform_matches_double_precision_box_muller_on_the_same_philox_bits()
+    {
+        var values = new float[1500]; // two whole chunks of 512 and a partial one
+        PhiloxNoise.Instance.Fill(12345, 7, values);
+        Span<uint> block = stackalloc uint[4];
+        const int Pairs = 256;
+        for (var e = 0; e < values.Length; e++)
+        {
+            var chunk = e / (2 * Pairs);
+            var pair = e % Pairs;
+            var counter = (ulong)(chunk * (Pairs / 2) + pair % (Pairs / 2));
+            PhiloxNoise.Philox((uint)counter, (uint)(counter >> 32), 8, 0x52494E32, 12345, 0, block);
+            var word = pair < Pairs / 2 ? 0 : 2;
+            var radiusBits = block[word];
+            var angleBits = block[word + 1];
+            var u1 = ((radiusBits >> 9) + 0.5) / 8388608.0;
+            var quadrant = angleBits >> 30;
+            var fraction = (((angleBits >> 7) & 0x7FFFFF) + 0.5) / 8388608.0;
+            var theta = (quadrant + fraction) * Math.PI / 2;
+            var r = Math.Sqrt(-2 * Math.Log(u1));
+            var expected = e % (2 * Pairs) < Pairs ? r * Math.Cos(theta) : r * Math.Sin(theta);
+            Assert.True(Math.Abs(expected - values[e]) < 2e-6, $"element {e}: {values[e]} vs {expected}");
+        }
     }
 
     [Fact]
