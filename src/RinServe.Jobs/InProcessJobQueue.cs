@@ -166,8 +166,9 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
                 {
                     await queue.Reader.WaitToReadAsync(timeout.Token).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested || taken.Count > 0)
                 {
+                    // Batch delay over, or shutting down with jobs held: return them (the worker hands them back).
                     break;
                 }
                 continue;

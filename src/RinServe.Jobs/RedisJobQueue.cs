@@ -308,6 +308,10 @@ public sealed class RedisJobQueue : IJobQueue
                 }
             }
         }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested && taken.Count > 0)
+        {
+            // Shutting down while filling a batch: return what is held so the worker hands it back.
+        }
         catch (RedisServerException ex) when (ex.Message.Contains("NOGROUP", StringComparison.Ordinal))
         {
             // Redis restarted without persistence: the group is gone. Make it again on the next take.
