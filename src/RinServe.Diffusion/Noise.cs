@@ -12,7 +12,10 @@ public interface INoiseSource
     /// <summary>The step value that selects the initial x ~ N(0, I) rather than a DDPM step's z.</summary>
     const int InitialStep = -1;
 
-    /// <summary>Fills <paramref name="destination"/> (one image, C·H·W values) with N(0, 1) samples.</summary>
+    /// <summary>
+    /// Fills <paramref name="destination"/> (one image, C·H·W values) with N(0, 1) samples. May be called
+    /// from a thread pool thread (DDPM draws the next z while the network runs).
+    /// </summary>
     void Fill(ulong seed, int step, Span<float> destination);
 }
 

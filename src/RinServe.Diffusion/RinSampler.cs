@@ -127,6 +127,7 @@ public sealed class RinSampler
                 }
             }
 
+            using var noiseAhead = stochastic ? new NoiseAhead(_noise, images, stepNoise, perImage) : null;
             var guidanceCond = (float)(1.0 + settings.Guidance);
             for (var i = 0; i < steps; i++)
             {
@@ -176,6 +177,7 @@ public sealed class RinSampler
                 }
 
                 gammas.Fill((float)g);
+                noiseAhead?.Start(i);
                 _denoiser.Denoise(netBatch, netIn, gammas, classes, latentsIn, netPred, latentsOut);
 
                 // Each example (and each guidance half) gets back its own latents.
@@ -185,15 +187,10 @@ public sealed class RinSampler
 
                 // x̂0 is only read after the last step (and by an observer).
                 var writeX0 = observer is not null || i == steps - 1;
+                noiseAhead?.Wait();
                 for (var b = 0; b < batch; b++)
                 {
-                    var z = Span<float>.Empty;
-                    if (stochastic)
-                    {
-                        z = noise.Slice(b * perImage, perImage);
-                        _noise.Fill(images[b].Seed, i, z);
-                    }
-
+                    var z = stochastic ? noise.Slice(b * perImage, perImage) : Span<float>.Empty;
                     statistics[b] = StepKernels.Update(
                         coefficients,
                         xs.Slice(b * perImage, perImage),
