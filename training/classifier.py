@@ -26,7 +26,7 @@ class Judge(nn.Module):
     def __init__(self):
         super().__init__()
         # Keeps the 7 x 7 layout to the end: global pooling loses the shape cues that tell a
-        # shirt from a coat (it scored 88.9% against 92%+ for this one).
+        # shirt from a coat (4 epochs of a pooled variant: 88.9% test accuracy; this one, 6 epochs: 93.5%).
         self.features = nn.Sequential(
             nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
             nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
