@@ -1,5 +1,5 @@
 using System.Runtime.CompilerServices;
-using System.Numerics;
+using System.Runtime.Intrinsics;
 
 namespace RinServe.Diffusion;
 
@@ -22,7 +22,9 @@ internal readonly record struct StepCoefficients(
 /// <summary>
 /// Algorithm 3's elementwise work fused into single passes over memory: at high resolution the network
 /// is cheap enough that five separate passes per step would cost more than the target overhead.
-/// Only IEEE add/sub/mul/div/min/max, lane by lane, so vector and scalar tails give identical bits.
+/// Only IEEE add/sub/mul/div/min/max, lane by lane, so vector and scalar tails give identical bits; sums
+/// use a fixed 8 lanes (Vector256, emulated where the hardware is narrower), so every machine adds in the
+/// same order and a seed gives the same image everywhere.
 /// </summary>
 internal static class StepKernels
 {
@@ -37,18 +39,18 @@ internal static class StepKernels
         for (var start = 0; start < x.Length; start += StatisticsBlock)
         {
             var block = x.Slice(start, Math.Min(StatisticsBlock, x.Length - start));
-            var vs = Vector<float>.Zero;
-            var vq = Vector<float>.Zero;
+            var vs = Vector256<float>.Zero;
+            var vq = Vector256<float>.Zero;
             var i = 0;
-            for (; i <= block.Length - Vector<float>.Count; i += Vector<float>.Count)
+            for (; i <= block.Length - Vector256<float>.Count; i += Vector256<float>.Count)
             {
-                var v = new Vector<float>(block[i..]);
+                var v = Vector256.Create(block[i..]);
                 vs += v;
                 vq += v * v;
             }
 
             double blockSum = 0, blockSquares = 0;
-            for (var lane = 0; lane < Vector<float>.Count; lane++)
+            for (var lane = 0; lane < Vector256<float>.Count; lane++)
             {
                 blockSum += vs[lane];
                 blockSquares += vq[lane];
@@ -99,30 +101,29 @@ internal static class StepKernels
         in StepCoefficients k, Span<float> x, ReadOnlySpan<float> predCond, ReadOnlySpan<float> predUncond, ReadOnlySpan<float> z, Span<float> x0)
     {
         var writeX0 = !x0.IsEmpty;
-        var vs = Vector<float>.Zero;
-        var vq = Vector<float>.Zero;
+        var vs = Vector256<float>.Zero;
+        var vq = Vector256<float>.Zero;
         var i = 0;
-        if (Vector.IsHardwareAccelerated)
         {
-            var sg = new Vector<float>(k.SqrtGamma);
-            var s1g = new Vector<float>(k.SqrtOneMinusGamma);
-            var hi = new Vector<float>(k.ClipBound);
-            var lo = new Vector<float>(-k.ClipBound);
-            var gc = new Vector<float>(k.GuidanceCond);
-            var gu = new Vector<float>(k.GuidanceUncond);
-            var sgn = new Vector<float>(k.SqrtGammaNext);
-            var s1gn = new Vector<float>(k.SqrtOneMinusGammaNext);
-            var ce = new Vector<float>(k.EpsCoefficient);
-            var sa = new Vector<float>(k.SqrtAlpha);
-            var sigma = new Vector<float>(k.Sigma);
-            for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
+            var sg = Vector256.Create(k.SqrtGamma);
+            var s1g = Vector256.Create(k.SqrtOneMinusGamma);
+            var hi = Vector256.Create(k.ClipBound);
+            var lo = Vector256.Create(-k.ClipBound);
+            var gc = Vector256.Create(k.GuidanceCond);
+            var gu = Vector256.Create(k.GuidanceUncond);
+            var sgn = Vector256.Create(k.SqrtGammaNext);
+            var s1gn = Vector256.Create(k.SqrtOneMinusGammaNext);
+            var ce = Vector256.Create(k.EpsCoefficient);
+            var sa = Vector256.Create(k.SqrtAlpha);
+            var sigma = Vector256.Create(k.Sigma);
+            for (; i <= x.Length - Vector256<float>.Count; i += Vector256<float>.Count)
             {
-                var xv = new Vector<float>(x[i..]);
-                var p = new Vector<float>(predCond[i..]);
+                var xv = Vector256.Create(x[i..]);
+                var p = Vector256.Create(predCond[i..]);
                 if (k.Guided)
                 {
                     // Classifier-free guidance (Ho & Salimans 2022): (1+w)·pred(class) − w·pred(null).
-                    p = gc * p - gu * new Vector<float>(predUncond[i..]);
+                    p = gc * p - gu * Vector256.Create(predUncond[i..]);
                 }
 
                 var x0v = k.Prediction switch
@@ -131,10 +132,10 @@ internal static class StepKernels
                     Prediction.X => p,
                     _ => sg * xv - s1g * p, // v-prediction (Salimans & Ho 2022): x̂0 = √g·x − √(1−g)·v
                 };
-                x0v = Vector.Min(Vector.Max(x0v, lo), hi);
+                x0v = Vector256.Min(Vector256.Max(x0v, lo), hi);
                 var eps = (xv - sg * x0v) / s1g; // ε̂ = (x − √g·x̂0)/√(1−g)
                 xv = k.Stochastic
-                    ? (xv - ce * eps) / sa + sigma * new Vector<float>(z[i..]) // DDPM: μ + √var·z
+                    ? (xv - ce * eps) / sa + sigma * Vector256.Create(z[i..]) // DDPM: μ + √var·z
                     : sgn * x0v + s1gn * eps; // DDIM (η = 0): √g'·x̂0 + √(1−g')·ε̂
                 xv.CopyTo(x[i..]);
                 vs += xv;
@@ -147,7 +148,7 @@ internal static class StepKernels
         }
 
         double sum = 0, squares = 0;
-        for (var lane = 0; lane < Vector<float>.Count; lane++)
+        for (var lane = 0; lane < Vector256<float>.Count; lane++)
         {
             sum += vs[lane];
             squares += vq[lane];
