@@ -1,0 +1,77 @@
+using RinServe.Cli;
+using RinServe.Diffusion;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace RinServe.Onnx.Tests;
+
+public sealed class CliTests
+{
+    private static readonly string Tiny = Path.Combine(ParityFixtures.ParityFolder, "tiny.onnx");
+
+    private static int RunCli(params string[] args)
+    {
+        var entry = typeof(CliArguments).Assembly.EntryPoint!;
+        return (int)entry.Invoke(null, [args])!;
+    }
+
+    [Theory]
+    [InlineData("--class 1 --out a.png", "--model is required")]
+    [InlineData("--model m.onnx --class 1 --out a.png --steps 0", "--steps must be an integer in 1..10000")]
+    [InlineData("--model m.onnx --class 1 --out a.png --seed -1", "--seed must be an integer in 0..9223372036854775807")]
+    [InlineData("--model m.onnx --class 1 --out a.png --sampler euler", "--sampler must be ddim, ddpm or ddpm-small")]
+    [InlineData("--model m.onnx --class 1 --out a.png --schedule sigmoid@3,1,1", "s must be less than e")]
+    [InlineData("--model m.onnx --class 1 --out a.png --guidance -2", "--guidance must be a number >= 0")]
+    [InlineData("--model m.onnx --class 1 --out a.jpg", "--out must name a .png file")]
+    [InlineData("--model m.onnx --class 1 --out a.png --provider tpu", "--provider must be cpu, cuda or auto")]
+    [InlineData("--model m.onnx --class 1 --out a.png --bogus 1", "unknown argument '--bogus'")]
+    [InlineData("--model m.onnx --class 1 --out", "--out needs a value")]
+    public void Bad_arguments_get_an_error_naming_the_flag(string line, string expected)
+    {
+        Assert.False(CliArguments.TryParse(line.Split(' '), out var parsed, out var error));
+        Assert.Null(parsed);
+        Assert.Contains(expected, error);
+    }
+
+    [Fact]
+    public void Class_is_an_id_a_name_or_all()
+    {
+        var spec = new ModelSpec("m", 8, 1, 3, ["T-shirt", "Trouser", "Bag"], null, Prediction.Eps, 1f, true, 2, 2);
+        CliArguments Parse(string cls) =>
+            CliArguments.TryParse(["--model", "m.onnx", "--class", cls, "--out", "a.png"], out var parsed, out _) ? parsed! : throw new InvalidOperationException();
+
+        Assert.True(Parse("2").TryResolveClasses(spec, out var classes, out _));
+        Assert.Equal([2], classes);
+        Assert.True(Parse("trouser").TryResolveClasses(spec, out classes, out _));
+        Assert.Equal([1], classes);
+        Assert.True(Parse("all").TryResolveClasses(spec, out classes, out _));
+        Assert.Equal([0, 1, 2], classes);
+        Assert.False(Parse("3").TryResolveClasses(spec, out _, out var error));
+        Assert.Contains("0=T-shirt, 1=Trouser, 2=Bag", error);
+    }
+
+    [Fact]
+    public void Cli_writes_one_grayscale_png_per_image_from_a_real_model()
+    {
+        using var folder = new TempFolder();
+        var output = Path.Combine(folder.Path, "x.png");
+        var code = RunCli("--model", Tiny, "--class", "7", "--steps", "4", "--seed", "1", "--n", "2", "--guidance", "1", "--out", output);
+        Assert.Equal(0, code);
+        foreach (var file in new[] { "x-0.png", "x-1.png" })
+        {
+            using var image = Image.Load<L8>(Path.Combine(folder.Path, file));
+            Assert.Equal((16, 16), (image.Width, image.Height));
+        }
+
+        Assert.NotEqual(File.ReadAllBytes(Path.Combine(folder.Path, "x-0.png")), File.ReadAllBytes(Path.Combine(folder.Path, "x-1.png")));
+    }
+
+    [Fact]
+    public void Cli_exits_non_zero_for_a_bad_model_file()
+    {
+        using var folder = new TempFolder();
+        var code = RunCli("--model", folder.Write("bad.onnx", [1, 2, 3]), "--class", "1", "--out", Path.Combine(folder.Path, "x.png"));
+        Assert.Equal(1, code);
+        Assert.False(File.Exists(Path.Combine(folder.Path, "x.png")));
+    }
+}
