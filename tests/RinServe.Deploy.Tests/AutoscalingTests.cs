@@ -64,6 +64,8 @@ public sealed class AutoscalingTests
         // Redis reports the lag as unknown after a queued job is canceled, until a worker reads past it.
         Assert.True(min >= 1, "with no worker, an unknown lag would never wake one");
         Assert.True(int.Parse(ScaledObject.Node.Str("spec.maxReplicaCount")!) > min);
+        // A stream not created yet fails its trigger; the fallback must not ask for more than the minimum.
+        Assert.Equal(min, int.Parse(ScaledObject.Node.Str("spec.fallback.replicas")!));
         Assert.DoesNotContain(Base, o => o.Kind == "HorizontalPodAutoscaler" && o.Node.Str("spec.scaleTargetRef.name") == worker.Name);
     }
 
