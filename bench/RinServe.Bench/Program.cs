@@ -126,6 +126,15 @@ static void KernelTimes(int elements)
         ("update DDPM", () => StepKernels.Update(kd, x, pred, default, z, default)),
         ("noise (Philox + Box-Muller)", () => PhiloxNoise.Instance.Fill(1, 3, z)),
     };
+    // The whole loop with a network that costs nothing: the sampler's own per-step time.
+    var spec = new ModelSpec("null", (int)Math.Sqrt(elements), 1, 10, [.. Enumerable.Range(0, 10).Select(i => i.ToString(CultureInfo.InvariantCulture))], 10, Prediction.Eps, 1f, true, 32, 192);
+    var nullLoop = new RinSampler(new NullDenoiser(spec));
+    foreach (var sampler in new[] { SamplerKind.Ddim, SamplerKind.Ddpm })
+    {
+        var settings = new SamplerSettings(20, sampler, "cosine", 0f);
+        cases = [.. cases, ($"whole loop, {sampler}, per step (network does nothing)", () => nullLoop.Generate(settings, [new ImageRequest(1, 1)]))];
+    }
+
     foreach (var (name, run) in cases)
     {
         run();
@@ -138,7 +147,8 @@ static void KernelTimes(int elements)
             pred.AsSpan().CopyTo(x); // keep x finite across repeated updates
         }
 
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: {Median(times):F3} ms for {elements} elements"));
+        var perStep = name.StartsWith("whole loop", StringComparison.Ordinal) ? 20 : 1;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: {Median(times) / perStep:F3} ms for {elements} elements"));
     }
 }
 
@@ -146,6 +156,19 @@ static double Median(List<double> values)
 {
     var sorted = values.Order().ToArray();
     return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+}
+
+/// <summary>A network that predicts zero noise and leaves the latents: isolates the loop's own cost.</summary>
+internal sealed class NullDenoiser(ModelSpec spec) : IDenoiser
+{
+    public ModelSpec Spec => spec;
+
+    public void Denoise(
+        int batch, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<long> classIds, ReadOnlySpan<float> latentsIn, Span<float> pred, Span<float> latentsOut)
+    {
+        pred.Clear();
+        latentsIn.CopyTo(latentsOut);
+    }
 }
 
 /// <summary>Adds up the time spent inside the wrapped denoiser.</summary>
