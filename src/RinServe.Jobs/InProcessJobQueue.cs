@@ -140,7 +140,9 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
     {
         lock (_gate)
         {
-            return Task.FromResult((long)CountActive(model));
+            long depth = CountActive(model);
+            metrics.SetDepth(model, depth);
+            return Task.FromResult(depth);
         }
     }
 

@@ -43,6 +43,10 @@ public sealed class JobsOptions
     [Range(1, 10_000_000)]
     public int DeadLetterMaxLength { get; set; } = 10_000;
 
+    /// <summary>How often each process samples the queue depth per model for the <c>rinserve_queue_depth</c> gauge (autoscaling signal).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan DepthSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Timeout of one Redis call (Polly timeout per attempt).</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
     public TimeSpan RedisAttemptTimeout { get; set; } = TimeSpan.FromSeconds(2);

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using RinServe.Testing;
 using StackExchange.Redis;
 
@@ -17,7 +18,7 @@ public sealed class ShutdownTests
             ["Jobs:KeyPrefix"] = prefix,
             ["Workers:MaxBatch"] = "4",
             // Long enough that both jobs arrive in one take; their settings differ, so they run as two batches.
-            ["Workers:MaxBatchDelay"] = "00:00:00.500",
+            ["Workers:MaxBatchDelay"] = "00:00:01",
         });
         var client = factory.CreateClient();
         async Task<string> Submit(int steps)
@@ -28,9 +29,24 @@ public sealed class ShutdownTests
             Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
             return response.Headers.GetValues("X-Job-Id").Single();
         }
-        var running = await Submit(1500);
-        var waiting = await Submit(1499);
-        await Http.WaitForStateAsync(client, running, "running");
+        // Sent together so a loaded machine still delivers both in one take.
+        var submitted = await Task.WhenAll(Submit(20000), Submit(19999));
+        // Whichever the worker started first is "running"; the other is held, waiting for its own batch.
+        string? running = null;
+        for (var tries = 0; running is null && tries < 1500; tries++)
+        {
+            foreach (var id in submitted)
+            {
+                var job = await client.GetFromJsonAsync<System.Text.Json.JsonElement>($"/jobs/{id}");
+                if (job.GetProperty("status").GetString() == "running")
+                {
+                    running = id;
+                }
+            }
+            await Task.Delay(10);
+        }
+        Assert.NotNull(running);
+        var waiting = submitted.Single(id => id != running);
 
         await factory.DisposeAsync();
 

@@ -65,6 +65,7 @@ public static class RinServeHost
     public static void AddJobs(this WebApplicationBuilder builder, RinServeOptions settings)
     {
         builder.Services.AddJobQueue(builder.Configuration, settings.Redis);
+        builder.Services.AddHostedService<QueueDepthSampler>();
         if (settings.RunsWorker)
         {
             builder.Services.AddSingleton<IImageGenerator, OnnxImageGenerator>();
