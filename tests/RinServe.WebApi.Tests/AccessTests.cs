@@ -35,6 +35,10 @@ public sealed class AccessTests
         var client = factory.CreateClient();
 
         await Http.AssertProblemAsync(await client.SendAsync(Post("/generate?class=1&steps=1", null)), HttpStatusCode.Unauthorized, "X-Api-Key");
+        await Http.AssertProblemAsync(await client.GetAsync("/models"), HttpStatusCode.Unauthorized, "X-Api-Key");
+        // Probes and scrapes stay open.
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/healthz/ready")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/metrics")).StatusCode);
         await Http.AssertProblemAsync(await client.SendAsync(Post("/generate?class=1&steps=1", "wrong-key")), HttpStatusCode.Forbidden, "X-Api-Key");
 
         var created = await client.SendAsync(Post("/generate?class=1&steps=1", "alpha-key"));

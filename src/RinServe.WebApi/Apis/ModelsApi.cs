@@ -1,4 +1,5 @@
 using RinServe.Onnx;
+using RinServe.WebApi.Security;
 
 namespace RinServe.WebApi.Apis;
 
@@ -6,11 +7,13 @@ public static class ModelsApi
 {
     public static RouteGroupBuilder MapModelsApi(this IEndpointRouteBuilder app)
     {
-        var api = app.MapGroup("/models").WithTags("Models");
+        var api = app.MapGroup("/models").WithTags("Models").AddEndpointFilter<ApiKeyFilter>();
         api.MapGet("/", GetModels)
             .WithSummary("Loaded models")
             .WithDescription("Name, resolution, channels, classes (id and name), prediction, input scale, guidance support and the execution provider in use.")
-            .Produces<ModelDocument[]>(StatusCodes.Status200OK);
+            .Produces<ModelDocument[]>(StatusCodes.Status200OK)
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status403Forbidden);
         return api;
     }
 
