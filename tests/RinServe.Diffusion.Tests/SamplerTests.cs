@@ -98,6 +98,50 @@ public class SamplerTests
     }
 
     [Fact]
+    public void Ddpm_cancellation_midway_leaves_no_noise_work_running()
+    {
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec(resolution: 32)) { Record = false };
+        var sampler = new RinSampler(net);
+        for (var round = 0; round < 20; round++)
+        {
+            using var local = new CancellationTokenSource();
+            Assert.ThrowsAny<OperationCanceledException>(() => sampler.Generate(
+                new SamplerSettings(10, SamplerKind.Ddpm, "cosine", 0f), [new ImageRequest(0, 1), new ImageRequest(1, 2)], p =>
+                {
+                    if (p.Step == 1 + round % 9)
+                    {
+                        local.Cancel();
+                    }
+                }, local.Token));
+        }
+
+        // The sampler still works, and still gives the image it gave before.
+        var settings = new SamplerSettings(6, SamplerKind.Ddpm, "cosine", 0f);
+        Assert.Equal(sampler.Generate(settings, [new ImageRequest(0, 1)])[0].Pixels, sampler.Generate(settings, [new ImageRequest(0, 1)])[0].Pixels);
+    }
+
+    [Fact]
+    public void Noise_source_failure_surfaces_from_generate_instead_of_hanging()
+    {
+        var sampler = new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec()) { Record = false }, new FailingNoise());
+        var error = Assert.Throws<InvalidOperationException>(() => sampler.Generate(new SamplerSettings(5, SamplerKind.Ddpm, "cosine", 0f), [new ImageRequest(0, 1)]));
+        Assert.Equal("noise broke at step 2", error.Message);
+    }
+
+    private sealed class FailingNoise : INoiseSource
+    {
+        public void Fill(ulong seed, int step, Span<float> destination)
+        {
+            if (step == 2)
+            {
+                throw new InvalidOperationException("noise broke at step 2");
+            }
+
+            PhiloxNoise.Instance.Fill(seed, step, destination);
+        }
+    }
+
+    [Fact]
     public void Already_cancelled_token_calls_no_network()
     {
         var net = new ToyDenoiser(ToyDenoiser.MakeSpec());
