@@ -145,21 +145,34 @@ def sample_grid(ema, cfg: TrainConfig, path: str, per_class: int = 4, max_res: i
     save_grid(imgs, path, nrow=per_class)
 
 
-def init_from_checkpoint(model: RIN, path: str) -> list[str]:
-    """Start from another run's EMA weights where names and shapes match (e.g. a trunk trained at
-    64 px reused at 512 px). The patch stem is carried over by nearest upsampling when only its
-    kernel size differs, so a 512 px patch starts as the 64 px patch's average. Returns what was taken."""
-    src = torch.load(path, map_location="cpu")["ema"]
+def init_from_checkpoint(model: RIN, path: str, input_scale: float) -> list[str]:
+    """Start from another run's EMA weights where names and shapes match: e.g. the 64 px trunk
+    reused at 512 px with patches f = 8 times larger (same 8 x 8 token grid). The two
+    resolution-specific ends are carried over by nearest upsampling, so the new model starts as
+    the old one seen at f times the size:
+    - stem: each old kernel weight spread over an f x f block, / f. The noise of a block's mean is
+      f times smaller, and b_new = b_old / f (the configs do this) shrinks the signal alike, so the
+      trunk sees the per-patch signal-to-noise ratio it was trained on at each gamma.
+    - head (x prediction only): each old output pixel repeated f x f times, scaled by
+      b_new / b_old, since the target is x0 = b x."""
+    src_state = torch.load(path, map_location="cpu")
+    src, src_cfg = src_state["ema"], src_state["config"]
     dst = model.state_dict()
+    p_old = src_cfg["model"]["patch_size"]
+    f = model.cfg.patch_size // p_old
+    grown = f > 1 and f * p_old == model.cfg.patch_size and model.cfg.grid == src_cfg["model"]["resolution"] // p_old
     taken = []
     for k, v in src.items():
         if k not in dst:
             continue
         if dst[k].shape == v.shape:
             dst[k] = v
-        elif k == "patch_embed.weight" and dst[k].shape[:2] == v.shape[:2]:
-            f = dst[k].shape[-1] // v.shape[-1]
-            dst[k] = v.repeat_interleave(f, -1).repeat_interleave(f, -2) / (f * f)
+        elif k == "patch_embed.weight" and grown:
+            dst[k] = v.repeat_interleave(f, -1).repeat_interleave(f, -2) / f
+        elif k in ("out.weight", "out.bias") and grown and src_cfg["prediction"] == "x":
+            old = v.reshape(p_old, p_old, -1, *v.shape[1:])          # rows are (py, px, c) of a patch
+            new = old.repeat_interleave(f, 0).repeat_interleave(f, 1)
+            dst[k] = new.reshape(dst[k].shape) * (input_scale / src_cfg["input_scale"])
         else:
             continue
         taken.append(k)
@@ -190,7 +203,7 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
         print(f"resumed {ckpt_path} at step {step}", file=sys.stderr)
     elif cfg.init_from:
-        taken = init_from_checkpoint(model, cfg.init_from)
+        taken = init_from_checkpoint(model, cfg.init_from, cfg.input_scale)
         ema.load_state_dict(model.state_dict())
         print(f"initialized {len(taken)} tensors from {cfg.init_from}", file=sys.stderr)
 
