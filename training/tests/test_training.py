@@ -201,3 +201,23 @@ def test_files_over_the_size_limit_store_large_weights_as_half(tmp_path, monkeyp
     halves = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
     assert halves and sum(n.op_type == "Cast" for n in proto.graph.node) >= len(halves)
     assert "float16" in read_metadata(path)["rin.storage"]
+
+
+def test_larger_patches_start_from_the_small_model_by_nearest_upsampling(tmp_path):
+    from training.train import init_from_checkpoint
+    small = tiny()                                                   # 16 px, patch 4: a 4 x 4 grid
+    path = str(tmp_path / "small.pt")
+    torch.save({"ema": small.state_dict(),
+                "config": {"model": small.cfg.to_dict(), "prediction": "x", "input_scale": 1.0}}, path)
+    big = tiny(resolution=64, patch_size=16)                         # same grid, f = 4
+    taken = init_from_checkpoint(big, path, input_scale=0.25)
+    assert {"patch_embed.weight", "out.weight", "out.bias", "latents"} <= set(taken)
+    x = torch.randn(2, 1, 16, 16)
+    up = x.repeat_interleave(4, -1).repeat_interleave(4, -2)
+    stem = lambda m, v: torch.nn.functional.conv2d(v, m.patch_embed.weight, stride=m.cfg.patch_size)
+    assert torch.allclose(stem(big, up), 4 * stem(small, x), atol=1e-4)  # block sums / f = f x old
+    h = torch.randn(5, 32)
+    old = small.out(h).reshape(5, 4, 4)
+    new = big.out(h).reshape(5, 16, 16)
+    want = old.repeat_interleave(4, 1).repeat_interleave(4, 2) * 0.25  # target b x, b 1 -> 0.25
+    assert torch.allclose(new, want, atol=1e-6)
