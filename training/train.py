@@ -245,7 +245,8 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
         step += 1
         history.append(float(loss))
         bar.update(1)
-        bar.set_postfix(loss=f"{sum(history[-50:]) / len(history[-50:]):.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
+        bar.set_postfix(loss=f"{sum(history[-50:]) / len(history[-50:]):.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}",
+                        refresh=False)
         if step % cfg.ckpt_every == 0:
             elapsed = time.time() - start
             save()
