@@ -88,19 +88,103 @@ def load_judge() -> Judge:
     return judge.eval()
 
 
+def pooled_features(judge: Judge, x: torch.Tensor) -> torch.Tensor:
+    """The judge's last convolution (after its ReLU), averaged over space: [B, 64]. FD is taken on these."""
+    return judge.features[:13](x).mean((2, 3)).double()
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets [N, D] (float64)."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca, cb = torch.cov(a.T), torch.cov(b.T)
+    # tr(sqrt(ca cb)) from the eigenvalues of sqrt(ca) cb sqrt(ca), which is symmetric PSD.
+    ea, va = torch.linalg.eigh(ca)
+    sqrt_a = va @ torch.diag(ea.clamp_min(0).sqrt()) @ va.T
+    cross = torch.linalg.eigvalsh(sqrt_a @ cb @ sqrt_a).clamp_min(0).sqrt().sum()
+    return float(((mu_a - mu_b) ** 2).sum() + torch.trace(ca) + torch.trace(cb) - 2 * cross)
+
+
+class Blockiness:
+    """Seams on a grid, measured as the issue defines it: over >= 60 images at their native
+    resolution R (grayscale in [0, 1]), the mean |x[i+1] - x[i]| along each axis gives a profile of
+    R - 1 steps; for each grid period p in {R/32, R/16, R/8}, the mean step where (i + 1) is a
+    multiple of p over the mean step elsewhere. The largest ratio; 1.0 means no seams."""
+
+    def __init__(self):
+        self.rows = self.cols = None
+        self.count = 0
+
+    def add(self, images01: torch.Tensor) -> None:
+        x = images01.double().mean(1)                                  # [B, H, W]
+        rows = (x[:, 1:, :] - x[:, :-1, :]).abs().sum((0, 2))          # steps down the rows
+        cols = (x[:, :, 1:] - x[:, :, :-1]).abs().sum((0, 1))
+        self.rows = rows if self.rows is None else self.rows + rows
+        self.cols = cols if self.cols is None else self.cols + cols
+        self.count += x.shape[0]
+
+    def value(self) -> float:
+        res = self.rows.shape[0] + 1
+        ratios = []
+        for profile in (self.rows, self.cols):
+            pos = torch.arange(1, res)                                  # i + 1 for step i
+            for p in {res // 32, res // 16, res // 8} - {0, 1}:
+                on = pos % p == 0
+                ratios.append(float(profile[on].mean() / profile[~on].mean().clamp_min(1e-12)))
+        return max(ratios) if ratios else 1.0
+
+
+def real_split(per_class: int):
+    """The test set cut in two: per_class real images of each class (the real-image floor) and
+    the rest, the reference that both the floor and generated images are measured against."""
+    x, y, _ = load_fashion_mnist("test")
+    pick = torch.cat([torch.nonzero(y == c).flatten()[:per_class] for c in range(10)])
+    rest = torch.ones(len(y), dtype=torch.bool)
+    rest[pick] = False
+    return x[pick], y[pick], x[rest]
+
+
 @torch.no_grad()
-def judge_model(model, cfg: dict, per_class: int = 100, steps: int = 50, batch: int = 100) -> float:
-    """Class accuracy of per_class samples per class, default sampler (DDIM, cosine, 50 steps)."""
+def features_of(judge: Judge, images01: torch.Tensor) -> torch.Tensor:
+    return torch.cat([pooled_features(judge, to_judge_input(images01[i:i + 500])) for i in range(0, len(images01), 500)])
+
+
+@torch.no_grad()
+def judge_model(model, cfg: dict, per_class: int = 100, steps: int = 50, batch: int = 50, guidance: float = 0.0,
+                real: bool = True) -> dict:
+    """The default request's images judged: per_class samples of each class (DDIM, cosine, 50 steps,
+    the given guidance, seeds fixed), generated at the model's resolution. Returns class accuracy,
+    FD of the judge's pooled features to the reference test images, blockiness at native
+    resolution, and (real=True) the same figures for as many real test images upsampled to R."""
     judge = load_judge()
+    res = model.cfg.resolution
+    real_x, real_y, ref_x = real_split(per_class)
+    ref = features_of(judge, ref_x.float() / 255)
     classes = torch.arange(model.cfg.num_classes).repeat_interleave(per_class)
     gen = torch.Generator().manual_seed(2024)
-    hits = 0
+    hits, feats, block = 0, [], Blockiness()
     for i in range(0, len(classes), batch):
         c = classes[i:i + batch]
         imgs = sample(model, c, steps=steps, schedule=Schedule("cosine"), input_scale=cfg["input_scale"],
-                      prediction=cfg["prediction"], normalize_input=cfg["normalize_input"], generator=gen)
-        hits += (judge(to_judge_input(imgs)).argmax(1) == c).sum().item()
-    return hits / len(classes)
+                      prediction=cfg["prediction"], normalize_input=cfg["normalize_input"], generator=gen,
+                      guidance=guidance, null_class=model.cfg.null_class)
+        block.add(imgs)
+        x = to_judge_input(imgs)
+        hits += (judge(x).argmax(1) == c).sum().item()
+        feats.append(pooled_features(judge, x))
+    out = dict(resolution=res, guidance=guidance, samples=len(classes), accuracy=hits / len(classes),
+               fd=frechet_distance(torch.cat(feats), ref), blockiness=block.value())
+    if real:   # the same pipeline on real images: bilinear up to R, then the judge's own downsizing
+        rblock, rfeats, rhits = Blockiness(), [], 0
+        for i in range(0, len(real_x), batch):
+            up = F.interpolate(real_x[i:i + batch].float() / 255, size=(res, res), mode="bilinear",
+                               align_corners=False).clamp(0, 1)
+            rblock.add(up)
+            x = to_judge_input(up)
+            rhits += (judge(x).argmax(1) == real_y[i:i + batch]).sum().item()
+            rfeats.append(pooled_features(judge, x))
+        out.update(real_accuracy=rhits / len(real_x), real_fd=frechet_distance(torch.cat(rfeats), ref),
+                   real_blockiness=rblock.value())
+    return out
 
 
 def main(argv=None) -> int:

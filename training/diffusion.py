@@ -81,9 +81,31 @@ def training_target(x0, eps, g, prediction: str):
     raise ValueError(f"unknown prediction '{prediction}'")
 
 
+def loss_weights(g: torch.Tensor, prediction: str, loss_weight: str) -> torch.Tensor | None:
+    """Per-example weights of the MSE on the prediction target, or None for a plain mean.
+
+    'min_snr@k' (Hang et al. 2023): weight the implied x0 error by min(SNR, k), SNR = g / (1 - g),
+    whatever the parameterization: x0 error weighted by min(SNR, k); eps error (= x0 error x SNR) by
+    min(SNR, k) / SNR; v error (= x0 error x (SNR + 1)) by min(SNR, k) / (SNR + 1)."""
+    if loss_weight in ("", "none"):
+        return None
+    if not loss_weight.startswith("min_snr@"):
+        raise ValueError(f"unknown loss_weight '{loss_weight}'; allowed: none, min_snr@k")
+    k = float(loss_weight.split("@", 1)[1])
+    snr = (g / (1 - g).clamp_min(1e-12)).flatten()
+    w = snr.clamp_max(k)
+    if prediction == "eps":
+        return w / snr.clamp_min(1e-12)
+    if prediction == "v":
+        return w / (snr + 1)
+    return w
+
+
 def training_loss(model, images, labels, schedule: Schedule, input_scale: float, prediction: str = "eps",
-                  normalize_input: bool = True, self_cond_rate: float = 0.9, class_dropout: float = 0.0):
-    """Algorithm 2: one noisy sample per example, latent self-conditioning, MSE on the target."""
+                  normalize_input: bool = True, self_cond_rate: float = 0.9, class_dropout: float = 0.0,
+                  loss_weight: str = "none"):
+    """Algorithm 2: one noisy sample per example, latent self-conditioning, MSE on the target
+    (optionally weighted per example, see loss_weights)."""
     cfg = model.cfg
     b = images.shape[0]
     x0 = images * input_scale                                        # input scaling b
@@ -104,7 +126,9 @@ def training_loss(model, images, labels, schedule: Schedule, input_scale: float,
         latents = z.detach() * keep
     pred, _ = model(x_in, g.view(b), labels, latents)               # pass 2, with gradient
     target = training_target(x0, eps, g, prediction)
-    return torch.mean((pred.float() - target) ** 2)
+    per_example = ((pred.float() - target) ** 2).flatten(1).mean(1)
+    w = loss_weights(g, prediction, loss_weight)
+    return per_example.mean() if w is None else (w * per_example).mean()
 
 
 @torch.no_grad()

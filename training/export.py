@@ -105,6 +105,15 @@ def store_large_weights_as_half(proto) -> None:
     proto.graph.node.extend(nodes)
 
 
+def choose_guidance(sweep: list[dict]) -> float:
+    """The default guidance weight: the most accurate weight whose FD stays within 3x the real-image
+    floor (ties to the smaller weight); if none does, the weight with the smallest FD."""
+    within = [r for r in sweep if r["fd"] <= 3 * r["real_fd"]]
+    if within:
+        return max(within, key=lambda r: (r["accuracy"], -r["guidance"]))["guidance"]
+    return min(sweep, key=lambda r: r["fd"])["guidance"]
+
+
 def read_metadata(path: str) -> dict:
     return {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
 
@@ -115,6 +124,10 @@ def main(argv=None) -> int:
     ap.add_argument("out")
     ap.add_argument("--judge", action="store_true", help="score with the classifier (training.classifier) first")
     ap.add_argument("--samples-per-class", type=int, default=100)
+    ap.add_argument("--guidance", type=float, help="the default guidance weight to judge and store (no sweep)")
+    ap.add_argument("--guidance-sweep", type=lambda t: [float(v) for v in t.split(",")], default=[0, 0.5, 1, 1.5, 2, 3],
+                    help="weights to try when --guidance is not given (default 0,0.5,1,1.5,2,3)")
+    ap.add_argument("--sweep-per-class", type=int, default=20, help="samples per class for each weight of the sweep")
     ap.add_argument("--force", action="store_true", help="replace an existing model even if it scores higher")
     args = ap.parse_args(argv)
     try:
@@ -130,9 +143,24 @@ def main(argv=None) -> int:
     extra = {}
     if args.judge:
         from .classifier import judge_model
-        acc = judge_model(model, cfg, per_class=args.samples_per_class)
-        extra["rin.class_accuracy"] = f"{acc:.4f}"
-        print(f"class accuracy of {args.samples_per_class}/class samples: {acc:.4f}")
+        if args.guidance is not None:
+            guidance, sweep = args.guidance, []
+        else:
+            sweep = [judge_model(model, cfg, per_class=args.sweep_per_class, guidance=w)
+                     for w in args.guidance_sweep]
+            for r in sweep:
+                print(f"sweep: guidance {r['guidance']:g}: accuracy {r['accuracy']:.4f}, FD {r['fd']:.3f} "
+                      f"(real {r['real_fd']:.3f}), blockiness {r['blockiness']:.3f}")
+            guidance = choose_guidance(sweep)
+        r = judge_model(model, cfg, per_class=args.samples_per_class, guidance=guidance)
+        print(f"judged {r['samples']} samples at {r['resolution']} px, guidance {guidance:g}: class accuracy "
+              f"{r['accuracy']:.4f} (real {r['real_accuracy']:.4f}), FD {r['fd']:.3f} (real {r['real_fd']:.3f}, "
+              f"ratio {r['fd'] / r['real_fd']:.2f}), blockiness {r['blockiness']:.3f} (real {r['real_blockiness']:.3f})")
+        print(json.dumps(dict(r, sweep=sweep)))
+        acc = r["accuracy"]
+        extra.update({"rin.default_guidance": f"{guidance:g}", "rin.class_accuracy": f"{acc:.4f}",
+                      "rin.fd": f"{r['fd']:.4f}", "rin.fd_real": f"{r['real_fd']:.4f}",
+                      "rin.blockiness": f"{r['blockiness']:.4f}"})
         if os.path.exists(args.out) and not args.force:
             old = read_metadata(args.out).get("rin.class_accuracy")
             if old is not None and float(old) > acc:

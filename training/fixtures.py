@@ -25,8 +25,13 @@ TINY = RINConfig(resolution=16, channels=1, patch_size=4, num_latents=8, latent_
                  num_blocks=2, latent_self_attn=1, heads=2, mlp_ratio=2.0, num_classes=10, class_dropout=0.1,
                  class_names=["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"])
+# The overlap head (RINConfig.head) at a quarter of a 32 px image, resized in the graph: its
+# ConvTranspose and Resize nodes are what the C# side must run the same as PyTorch.
+TINY_OVERLAP = RINConfig(**{**TINY.to_dict(), "resolution": 32, "patch_size": 8, "head": "overlap",
+                            "head_resolution": 16})
 SCHEDULES = ["cosine", "linear", "cosine@0.2,1,1", "sigmoid@-3,3,0.9", "sigmoid@0,3,0.3"]
 VARIANTS = {"tiny.onnx": ("eps", 1.0), "tiny-x.onnx": ("x", 0.5), "tiny-v.onnx": ("v", 0.7)}
+OVERLAP = "tiny-overlap.onnx"  # x prediction, b = 0.25, no variance normalization (as training.carry makes)
 TRAJECTORIES = [  # model, sampler, schedule, steps, guidance
     ("tiny.onnx", "ddim", "cosine", 6, 0.0),
     ("tiny.onnx", "ddpm", "cosine", 6, 0.0),
@@ -34,12 +39,13 @@ TRAJECTORIES = [  # model, sampler, schedule, steps, guidance
     ("tiny.onnx", "ddim", "linear", 5, 1.5),
     ("tiny-x.onnx", "ddim", "cosine@0.2,1,1", 5, 0.0),
     ("tiny-v.onnx", "ddpm", "cosine", 5, 0.0),
+    (OVERLAP, "ddim", "cosine", 5, 1.0),
 ]
 
 
-def tiny_model(seed: int = 0) -> RIN:
+def tiny_model(seed: int = 0, cfg: RINConfig = TINY) -> RIN:
     torch.manual_seed(seed)
-    model = RIN(TINY).eval()
+    model = RIN(RINConfig(**cfg.to_dict())).eval()
     with torch.no_grad():  # an untrained net with outputs of order 1, so every path is exercised
         model.out.weight.normal_(0, 0.3)
         model.selfcond_out.weight.normal_(0, 0.5)
@@ -65,6 +71,10 @@ def write_parity(folder: str) -> None:
         meta = metadata(model, name=file[:-5], prediction=prediction, input_scale=b, normalize_input=True,
                         train_schedule="cosine", dataset="none (random weights)", train_steps=0, trained=False)
         export_onnx(model, os.path.join(folder, file), meta)
+    overlap = tiny_model(seed=1, cfg=TINY_OVERLAP)
+    meta = metadata(overlap, name=OVERLAP[:-5], prediction="x", input_scale=0.25, normalize_input=False,
+                    train_schedule="cosine", dataset="none (random weights)", train_steps=0, trained=False)
+    export_onnx(overlap, os.path.join(folder, OVERLAP), meta)
     save = BinWriter(folder)
     gen = torch.Generator().manual_seed(7)
     index = {"contract": "1", "model": "tiny.onnx", "tolerance": 1e-4,
@@ -86,13 +96,14 @@ def write_parity(folder: str) -> None:
                      "outputs": {"pred": save("call_pred", pred), "latents_out": save("call_latents_out", latents_out)}}
 
     for k, (file, sampler, schedule, steps, guidance) in enumerate(TRAJECTORIES):
-        prediction, b = VARIANTS[file]
+        net, (prediction, b), norm = (overlap, ("x", 0.25), False) if file == OVERLAP else (model, VARIANTS[file], True)
+        cfg = net.cfg
         classes = torch.tensor([7, 2], dtype=torch.long)
         shape = (len(classes), cfg.channels, cfg.resolution, cfg.resolution)
         x_init = torch.randn(shape, generator=gen)
         noise = torch.randn((steps,) + shape, generator=gen)
-        image, rec = sample(model, classes, steps=steps, schedule=Schedule(schedule), input_scale=b,
-                            prediction=prediction, sampler=sampler, guidance=guidance, null_class=cfg.null_class,
+        image, rec = sample(net, classes, steps=steps, schedule=Schedule(schedule), input_scale=b,
+                            prediction=prediction, normalize_input=norm, sampler=sampler, guidance=guidance, null_class=cfg.null_class,
                             x_init=x_init, noise=noise, record=True)
         p = f"traj{k}_"
         index["trajectories"].append({

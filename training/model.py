@@ -34,10 +34,22 @@ class RINConfig:
     num_classes: int = 10
     class_dropout: float = 0.1   # > 0 adds a null class (id = num_classes) for guidance
     class_names: list = field(default_factory=list)
+    # Output head. "patch": a linear layer to p*p*C values per token, then depth-to-space (the
+    # paper's; seams show wherever neighbouring tokens disagree). "overlap": each token predicts a
+    # 2q x 2q window (q = head_resolution / grid) weighted by a tent that falls to zero at its
+    # edges; the windows overlap by half and sum to one, so the output is continuous by
+    # construction (a fixed transposed convolution, kernel 2q, stride q). The result, at
+    # head_resolution, is bilinearly resized to the full resolution inside the graph.
+    head: str = "patch"
+    head_resolution: int = 0     # 0: the full resolution ("overlap" only)
 
     @property
     def grid(self) -> int:
         return self.resolution // self.patch_size
+
+    @property
+    def head_res(self) -> int:
+        return self.head_resolution or self.resolution
 
     @property
     def null_class(self):
@@ -61,6 +73,15 @@ class RINConfig:
             problems.append(f"class_dropout must be in [0, 1) (got {self.class_dropout})")
         if self.class_names and len(self.class_names) != self.num_classes:
             problems.append(f"class_names has {len(self.class_names)} names for {self.num_classes} classes")
+        if self.head not in ("patch", "overlap"):
+            problems.append(f"head must be patch or overlap (got {self.head!r})")
+        elif self.head == "overlap" and self.patch_size > 0 and self.resolution % self.patch_size == 0:
+            hr, g = self.head_res, self.grid
+            if hr <= 0 or hr > self.resolution or self.resolution % hr or hr % g or (hr // g) % 2:
+                problems.append(f"head_resolution {hr} must divide resolution {self.resolution} and be an even "
+                                f"multiple of the {g} x {g} token grid")
+        elif self.head_resolution:
+            problems.append("head_resolution applies to the overlap head only")
         if problems:
             raise ValueError("bad model config: " + "; ".join(problems))
 
@@ -138,6 +159,35 @@ def gamma_embedding(gamma: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
 
 
+def tent_fold(q: int, channels: int, grid: int):
+    """The fixed transposed-convolution kernel of the overlap head and its normalizer.
+
+    Window value (c, u, v) of a token goes to output channel c at offset (u, v) of a 2q x 2q window
+    centred on the token's q x q patch, weighted by w(u) w(v) with w(u) = 1 - |u + 1/2 - q| / q: a
+    tent that is 1/(2q) at the window's edge pixels and sums to one with its neighbours'. The
+    normalizer divides out the missing neighbour at the image border (where only one window covers).
+    """
+    k = 2 * q
+    w = 1 - (torch.arange(k, dtype=torch.float32) + 0.5 - q).abs() / q
+    tent = w[:, None] * w[None, :]
+    kernel = torch.zeros(channels * k * k, channels, k, k)
+    for c in range(channels):
+        for u in range(k):
+            for v in range(k):
+                kernel[c * k * k + u * k + v, c, u, v] = tent[u, v]
+    norm = F.conv_transpose2d(torch.ones(1, channels * k * k, grid, grid), kernel, stride=q, padding=q // 2)
+    return kernel, norm
+
+
+def upsampler(n: int, size: int) -> torch.Tensor:
+    """[size, n]: the matrix U with U @ img @ U.T equal to F.interpolate(img, (size, size), bilinear,
+    align_corners=False). Two matrix products cost a small fraction of a general resize at 1024 px
+    (in PyTorch and ONNX Runtime alike) and export as MatMul."""
+    eye = torch.eye(n)[:, None, :, None]                                  # n one-hot columns
+    cols = F.interpolate(eye, size=(size, 1), mode="bilinear", align_corners=False)
+    return cols[:, 0, :, 0].T.contiguous()
+
+
 class RIN(nn.Module):
     """pred, latents_out = RIN(x, gamma, class_id, latents_in): the graph of MODEL-CONTRACT.md."""
 
@@ -161,10 +211,19 @@ class RIN(nn.Module):
         nn.init.zeros_(self.selfcond_out.weight)
         nn.init.zeros_(self.selfcond_out.bias)
         self.blocks = nn.ModuleList(RINBlock(cfg) for _ in range(cfg.num_blocks))
-        # Output: LN + linear to p*p*C values per patch, then depth-to-space.
+        # Output: LN + linear to the values of each token's patch (or window), see RINConfig.head.
         self.out_norm = nn.LayerNorm(di)
         # Small, not zero: LAMB's trust ratio ||w||/||update|| would keep a zero matrix near zero.
-        self.out = nn.Linear(di, p * p * c)
+        if cfg.head == "overlap":
+            q = cfg.head_res // cfg.grid
+            self.out = nn.Linear(di, (2 * q) ** 2 * c)
+            kernel, norm = tent_fold(q, c, cfg.grid)
+            self.register_buffer("fold_kernel", kernel, persistent=False)
+            self.register_buffer("fold_norm", norm, persistent=False)
+            if cfg.head_res != cfg.resolution:
+                self.register_buffer("upsample", upsampler(cfg.head_res, cfg.resolution), persistent=False)
+        else:
+            self.out = nn.Linear(di, p * p * c)
         nn.init.normal_(self.out.weight, std=0.02)
         nn.init.zeros_(self.out.bias)
 
@@ -184,11 +243,23 @@ class RIN(nn.Module):
         for block in self.blocks:
             tokens, interface = block(tokens, interface)
 
-        out = self.out(self.out_norm(interface))                      # [B, g*g, p*p*C]
+        out = self.out(self.out_norm(interface))                      # [B, g*g, values per token]
+        if cfg.head == "overlap":
+            return self.overlap_output(out), tokens[:, : cfg.num_latents]
         p, c = cfg.patch_size, cfg.channels
         out = out.reshape(b, g, g, p, p, c).permute(0, 5, 1, 3, 2, 4)  # depth-to-space
         pred = out.reshape(b, c, g * p, g * p)
         return pred, tokens[:, : cfg.num_latents]
+
+    def overlap_output(self, out: torch.Tensor) -> torch.Tensor:
+        """[B, g*g, (2q)^2*C] tent-weighted windows -> overlap-add at head_resolution -> bilinear to R."""
+        cfg = self.cfg
+        b, g, q = out.shape[0], cfg.grid, cfg.head_res // cfg.grid
+        windows = out.transpose(1, 2).reshape(b, -1, g, g)
+        img = F.conv_transpose2d(windows, self.fold_kernel, stride=q, padding=q // 2) / self.fold_norm
+        if cfg.head_res != cfg.resolution:   # bilinear resize as two small matrix products (see upsampler)
+            img = self.upsample @ img @ self.upsample.T
+        return img
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

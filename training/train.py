@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 
 from .data import DatasetError, load_dataset, to_model_input
-from .diffusion import Schedule, sample, training_loss
+from .diffusion import Schedule, loss_weights, sample, training_loss
 from .lamb import Lamb
 from .model import RIN, RINConfig
 
@@ -36,6 +36,7 @@ class TrainConfig:
     input_scale: float = 1.0             # b of the paper; < 1 at high resolution
     prediction: str = "eps"              # eps | x | v
     normalize_input: bool = True
+    loss_weight: str = "none"            # none | min_snr@k (diffusion.loss_weights)
     self_cond_rate: float = 0.9
     batch_size: int = 32
     steps: int = 4000
@@ -63,6 +64,10 @@ class TrainConfig:
             problems.append("batch_size and steps must be > 0")
         try:
             Schedule(self.train_schedule)
+        except ValueError as e:
+            problems.append(str(e))
+        try:
+            loss_weights(torch.full((1,), 0.5), self.prediction, self.loss_weight)
         except ValueError as e:
             problems.append(str(e))
         if problems:
@@ -154,7 +159,10 @@ def init_from_checkpoint(model: RIN, path: str, input_scale: float) -> list[str]
       f times smaller, and b_new = b_old / f (the configs do this) shrinks the signal alike, so the
       trunk sees the per-patch signal-to-noise ratio it was trained on at each gamma.
     - head (x prediction only): each old output pixel repeated f x f times, scaled by
-      b_new / b_old, since the target is x0 = b x."""
+      b_new / b_old, since the target is x0 = b x. The overlap head is resolution-free (it
+      predicts at head_resolution and resizes in the graph): it is only scaled.
+    Without variance normalization of the input (normalize_input false) this is exact in
+    distribution for images upsampled from the old resolution; training.carry builds such models."""
     src_state = torch.load(path, map_location="cpu")
     src, src_cfg = src_state["ema"], src_state["config"]
     dst = model.state_dict()
@@ -165,7 +173,11 @@ def init_from_checkpoint(model: RIN, path: str, input_scale: float) -> list[str]
     for k, v in src.items():
         if k not in dst:
             continue
-        if dst[k].shape == v.shape:
+        if k.startswith("out.") and model.cfg.head == "overlap" and dst[k].shape == v.shape:
+            # The overlap head predicts at head_resolution whatever the resolution, so it carries
+            # over as it is, scaled like its target x0 = b x.
+            dst[k] = v * (input_scale / src_cfg["input_scale"])
+        elif dst[k].shape == v.shape:
             dst[k] = v
         elif k == "patch_embed.weight" and grown:
             dst[k] = v.repeat_interleave(f, -1).repeat_interleave(f, -2) / f
@@ -233,7 +245,7 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
         y = labels[idx].to(device)
         with autocast:
             loss = training_loss(model, x, y, schedule, cfg.input_scale, cfg.prediction, cfg.normalize_input,
-                                 cfg.self_cond_rate, cfg.model.class_dropout)
+                                 cfg.self_cond_rate, cfg.model.class_dropout, cfg.loss_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

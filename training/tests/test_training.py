@@ -221,3 +221,105 @@ def test_larger_patches_start_from_the_small_model_by_nearest_upsampling(tmp_pat
     new = big.out(h).reshape(5, 16, 16)
     want = old.repeat_interleave(4, 1).repeat_interleave(4, 2) * 0.25  # target b x, b 1 -> 0.25
     assert torch.allclose(new, want, atol=1e-6)
+
+
+def test_overlap_head_is_a_partition_of_unity_up_to_the_border():
+    """Windows that all predict the same value give that value everywhere: no seam, no dark border."""
+    for kw in (dict(resolution=16, patch_size=4), dict(resolution=64, patch_size=16, head_resolution=16)):
+        model = tiny(head="overlap", **kw).eval()
+        with torch.no_grad():
+            model.out.weight.zero_()
+            model.out.bias.fill_(0.37)
+            pred, _ = model(torch.randn(2, 1, kw["resolution"], kw["resolution"]), torch.full((2,), 0.5),
+                            torch.tensor([1, 2]), torch.zeros(2, 8, 32))
+        assert pred.shape == (2, 1, kw["resolution"], kw["resolution"])
+        assert torch.allclose(pred, torch.full_like(pred, 0.37), atol=1e-6)
+
+
+def test_overlap_head_blends_neighbours_instead_of_jumping():
+    """Two neighbouring tokens that disagree by d meet in a ramp of steps <= d / q, never one jump of d."""
+    model = tiny(head="overlap").eval()                              # 16 px, 4 x 4 grid, q = 4
+    windows = torch.zeros(1, 16, 64)
+    windows[0, :, :] = torch.tensor([0.0, 1.0, 0.0, 1.0]).repeat(4)[:, None]  # columns alternate 0, 1
+    img = model.overlap_output(windows)[0, 0]
+    steps = (img[:, 1:] - img[:, :-1]).abs()
+    assert steps.max() <= 1 / 4 + 1e-6
+    assert img.min() >= 0 and img.max() <= 1
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(head="tiles"), "head must be patch or overlap"),
+    (dict(head="overlap", head_resolution=12), "head_resolution 12"),
+    (dict(head="patch", head_resolution=8), "overlap head only"),
+])
+def test_bad_head_configs_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        RINConfig(**{**TINY.to_dict(), **bad}).validate()
+
+
+def test_carried_model_is_the_trunk_seen_at_a_larger_resolution(tmp_path):
+    """training.carry: on an input that is the trunk's input spread over f x f blocks (the mean of a
+    block is what the stem reads), the big model predicts the trunk's x0 resized to R, times 1/f."""
+    from training.carry import carry
+    trunk = tiny(head="overlap")                                     # 16 px, patch 4
+    with torch.no_grad():
+        trunk.out.weight.normal_(0, 0.3)
+        trunk.selfcond_out.weight.normal_(0, 0.5)
+    path = str(tmp_path / "trunk.pt")
+    cfg = dict(model=trunk.cfg.to_dict(), prediction="x", input_scale=1.0, normalize_input=False, name="tiny-16",
+               batch_size=4)
+    torch.save(dict(ema=trunk.state_dict(), config=cfg, step=3, elapsed=1.0, history=[0.5]), path)
+    big, state = carry(path, 64)                                     # f = 4
+    assert state["config"]["input_scale"] == 0.25 and big.cfg.patch_size == 16 and state["config"]["name"] == "tiny-64"
+    x = torch.randn(2, 1, 16, 16)
+    args = (torch.tensor([0.3, 0.9]), torch.tensor([3, 10]), torch.randn(2, 8, 32))
+    with torch.no_grad():
+        small_pred, small_lat = trunk.eval()(x, *args)
+        big_pred, big_lat = big(x.repeat_interleave(4, -1).repeat_interleave(4, -2) / 4, *args)
+    want = torch.nn.functional.interpolate(small_pred, size=(64, 64), mode="bilinear", align_corners=False) / 4
+    assert torch.allclose(big_pred, want, atol=1e-5)
+    assert torch.allclose(big_lat, small_lat, atol=1e-5)
+    cfg["normalize_input"] = True
+    torch.save(dict(ema=trunk.state_dict(), config=cfg, step=3, elapsed=1.0, history=[]), path)
+    with pytest.raises(ValueError, match="normalize_input"):
+        carry(path, 64)
+
+
+def test_min_snr_weights_the_implied_x0_error_alike_in_every_parameterization():
+    from training.diffusion import loss_weights
+    g = torch.tensor([0.5, 0.9, 0.99])                               # SNR 1, 9, 99
+    assert loss_weights(g, "x", "none") is None
+    assert torch.allclose(loss_weights(g, "x", "min_snr@5"), torch.tensor([1.0, 5.0, 5.0]))
+    assert torch.allclose(loss_weights(g, "eps", "min_snr@5") * torch.tensor([1.0, 9.0, 99.0]), torch.tensor([1.0, 5, 5]))
+    assert torch.allclose(loss_weights(g, "v", "min_snr@5") * torch.tensor([2.0, 10.0, 100.0]), torch.tensor([1.0, 5, 5]))
+    with pytest.raises(ValueError, match="loss_weight"):
+        loss_weights(g, "x", "snr")
+
+
+def test_blockiness_sees_tiles_and_passes_smooth_images():
+    from training.classifier import Blockiness
+    torch.manual_seed(0)
+    smooth = torch.nn.functional.interpolate(torch.rand(64, 1, 28, 28), size=(64, 64), mode="bilinear",
+                                             align_corners=False)
+    tiles = torch.rand(64, 1, 8, 8).repeat_interleave(8, -1).repeat_interleave(8, -2)  # 8 px tiles
+    b_smooth, b_tiles = Blockiness(), Blockiness()
+    b_smooth.add(smooth)
+    b_tiles.add(tiles * 0.5 + smooth * 0.5)
+    assert b_smooth.value() < 1.15
+    assert b_tiles.value() > 3
+
+
+def test_frechet_distance_is_zero_for_one_set_and_grows_with_a_shift():
+    from training.classifier import frechet_distance
+    torch.manual_seed(0)
+    a = torch.randn(2000, 8, dtype=torch.float64)
+    assert abs(frechet_distance(a, a)) < 1e-6
+    assert abs(frechet_distance(a, a + 1.0) - 8.0) < 1e-3           # |mu shift|^2 = 8, same covariance
+
+
+def test_default_guidance_is_the_most_accurate_weight_within_the_fd_bound():
+    from training.export import choose_guidance
+    sweep = [dict(guidance=0.0, accuracy=0.80, fd=2.0, real_fd=1.0), dict(guidance=1.0, accuracy=0.90, fd=2.5, real_fd=1.0),
+             dict(guidance=3.0, accuracy=0.95, fd=3.5, real_fd=1.0)]
+    assert choose_guidance(sweep) == 1.0
+    assert choose_guidance([dict(r, real_fd=0.1) for r in sweep]) == 0.0  # none within: the smallest FD
