@@ -20,8 +20,9 @@ import torch
 from .model import RIN, RINConfig
 
 OPSET = 17
-MAX_FILE_MB = 25          # a model must stay small enough for git
-HALF_MIN_ELEMENTS = 1 << 20
+MAX_FILE_MB = 20          # a model must stay small enough for git (models/ holds four)
+HALF_MIN_ELEMENTS = 1 << 20       # over MAX_FILE_MB: tensors this large are stored as float16
+SHIP_HALF_MIN_ELEMENTS = 1 << 14  # shipped models (--half, the default): every matrix this large
 INPUTS = ["x", "gamma", "class_id", "latents_in"]
 OUTPUTS = ["pred", "latents_out"]
 
@@ -63,7 +64,21 @@ def metadata(model: RIN, *, name: str, prediction: str, input_scale: float, norm
     return meta
 
 
-def export_onnx(model: RIN, path: str, meta: dict) -> None:
+def round_weights_to_half(model: RIN, min_elements: int = SHIP_HALF_MIN_ELEMENTS) -> int:
+    """Round every float tensor of min_elements or more to float16 values (kept as float32), so that
+    the PyTorch model judged is the very model that ships with those tensors stored as float16.
+    Returns how many tensors were rounded."""
+    n = 0
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            if t.is_floating_point() and t.numel() >= min_elements:
+                t.copy_(t.half().float())
+                n += 1
+    return n
+
+
+def export_onnx(model: RIN, path: str, meta: dict, half_min_elements: int | None = None) -> None:
+    """half_min_elements: store initializers this large as float16 (None: only when over MAX_FILE_MB)."""
     """Trace at batch 2 with a dynamic batch axis, attach metadata, check, then move into place."""
     cfg = model.cfg
     b = 2
@@ -79,9 +94,9 @@ def export_onnx(model: RIN, path: str, meta: dict) -> None:
         for dim, size in zip(out.type.tensor_type.shape.dim[1:], static[out.name]):
             dim.ClearField("dim_param")
             dim.dim_value = size
-    if os.path.getsize(tmp) > MAX_FILE_MB * 1e6:
-        store_large_weights_as_half(proto)
-        meta = {**meta, "rin.storage": "large initializers stored as float16, computed in float32"}
+    if half_min_elements is not None or os.path.getsize(tmp) > MAX_FILE_MB * 1e6:
+        store_large_weights_as_half(proto, HALF_MIN_ELEMENTS if half_min_elements is None else half_min_elements)
+        meta = {"rin.storage": "large initializers stored as float16, computed in float32", **meta}
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
@@ -90,13 +105,13 @@ def export_onnx(model: RIN, path: str, meta: dict) -> None:
     os.replace(tmp, path)
 
 
-def store_large_weights_as_half(proto) -> None:
+def store_large_weights_as_half(proto, min_elements: int) -> None:
     """Store the big stem/head matrices of high-resolution models as float16 behind a Cast to
     float32, halving their bytes; ONNX Runtime folds the Cast at load, so compute stays float32."""
     from onnx import helper, numpy_helper
     casts = []
     for init in proto.graph.initializer:
-        if init.data_type == onnx.TensorProto.FLOAT and int(np.prod(init.dims)) >= HALF_MIN_ELEMENTS:
+        if init.data_type == onnx.TensorProto.FLOAT and int(np.prod(init.dims)) >= min_elements:
             half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16")
             casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT))
             init.CopyFrom(half)
@@ -128,6 +143,8 @@ def main(argv=None) -> int:
     ap.add_argument("--guidance-sweep", type=lambda t: [float(v) for v in t.split(",")], default=[0, 0.5, 1, 1.5, 2, 3],
                     help="weights to try when --guidance is not given (default 0,0.5,1,1.5,2,3)")
     ap.add_argument("--sweep-per-class", type=int, default=20, help="samples per class for each weight of the sweep")
+    ap.add_argument("--float32", action="store_true", help="store every weight as float32 (default: matrices of "
+                    f"{SHIP_HALF_MIN_ELEMENTS}+ values as float16, judged as such)")
     ap.add_argument("--force", action="store_true", help="replace an existing model even if it scores higher")
     args = ap.parse_args(argv)
     try:
@@ -136,6 +153,9 @@ def main(argv=None) -> int:
         print(f"error: cannot read checkpoint {args.checkpoint}: {e}", file=sys.stderr)
         return 2
     cfg = state["config"]
+    half = None if args.float32 else SHIP_HALF_MIN_ELEMENTS
+    if half is not None:
+        round_weights_to_half(model, half)
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.access(out_dir, os.W_OK):
         print(f"error: cannot write to {out_dir}", file=sys.stderr)
@@ -169,7 +189,9 @@ def main(argv=None) -> int:
     meta = metadata(model, name=cfg["name"], prediction=cfg["prediction"], input_scale=cfg["input_scale"],
                     normalize_input=cfg["normalize_input"], train_schedule=cfg["train_schedule"],
                     dataset=cfg["dataset"], train_steps=state["step"], trained=True, extra=extra)
-    export_onnx(model, args.out, meta)
+    if half is not None:
+        meta["rin.storage"] = f"tensors of {half}+ values stored as float16, computed in float32"
+    export_onnx(model, args.out, meta, half_min_elements=half)
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.1f} MB, {model.num_params()} parameters)")
     return 0
 

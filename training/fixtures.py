@@ -25,10 +25,10 @@ TINY = RINConfig(resolution=16, channels=1, patch_size=4, num_latents=8, latent_
                  num_blocks=2, latent_self_attn=1, heads=2, mlp_ratio=2.0, num_classes=10, class_dropout=0.1,
                  class_names=["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"])
-# The overlap head (RINConfig.head) at a quarter of a 32 px image, resized in the graph: its
+# The overlap head (RINConfig.head) at half the 16 px resolution, resized in the graph: its
 # ConvTranspose and Resize nodes are what the C# side must run the same as PyTorch.
-TINY_OVERLAP = RINConfig(**{**TINY.to_dict(), "resolution": 32, "patch_size": 8, "head": "overlap",
-                            "head_resolution": 16})
+TINY_OVERLAP = RINConfig(**{**TINY.to_dict(), "head": "overlap",
+                            "head_resolution": 8})
 SCHEDULES = ["cosine", "linear", "cosine@0.2,1,1", "sigmoid@-3,3,0.9", "sigmoid@0,3,0.3"]
 VARIANTS = {"tiny.onnx": ("eps", 1.0), "tiny-x.onnx": ("x", 0.5), "tiny-v.onnx": ("v", 0.7)}
 OVERLAP = "tiny-overlap.onnx"  # x prediction, b = 0.25, no variance normalization (as training.carry makes)

@@ -1,6 +1,6 @@
 """Train a RIN denoiser (Algorithm 2 of Chen 2023) on Fashion-MNIST or a folder of images.
 
-    /usr/bin/python3 -m training.train --config training/configs/fmnist-64.json --device cpu
+    /usr/bin/python3 -m training.train --config training/configs/fmnist-32-trunk.json --device cpu
 
 Everything a run needs is in TrainConfig (a JSON file overrides its defaults, then --set
 key=value overrides that). A run writes into out_dir: ckpt.pt (resumable), samples-*.png

@@ -4,6 +4,7 @@ using RinServe.Diffusion;
 namespace RinServe.Cli;
 
 /// <summary>The command line, parsed and checked; every error says which flag and what is allowed.</summary>
+/// <param name="Guidance">--guidance; null when not given, so the model's default guidance applies.</param>
 internal sealed record CliArguments(
     string Model,
     string Class,
@@ -12,7 +13,7 @@ internal sealed record CliArguments(
     string Out,
     SamplerKind Sampler,
     string Schedule,
-    float Guidance,
+    float? Guidance,
     int Count,
     string Provider,
     int Threads)
@@ -23,7 +24,8 @@ internal sealed record CliArguments(
           --seed S           seed, 0..9223372036854775807 (default 0); image i uses S+i
           --sampler NAME     ddim | ddpm | ddpm-small (default ddim)
           --schedule TEXT    cosine | linear | cosine@s,e,tau | sigmoid@s,e,tau (default cosine)
-          --guidance W       classifier-free guidance weight >= 0 (default 0; needs rin.null_class)
+          --guidance W       classifier-free guidance weight >= 0 (default: the model's rin.default_guidance,
+                             else 0 = unguided; > 0 needs rin.null_class)
           --n COUNT          images per class (default 1); files get -i (and -c<class>) suffixes
           --provider NAME    cpu | cuda | auto (default cpu)
           --threads N        ONNX Runtime intra-op threads (default 0 = ORT default)
@@ -97,11 +99,17 @@ internal sealed record CliArguments(
             return false;
         }
 
-        if (!float.TryParse(Get("--guidance", "0"), NumberStyles.Float, CultureInfo.InvariantCulture, out var guidance)
-            || !float.IsFinite(guidance) || guidance < 0)
+        float? guidance = null;
+        if (values.TryGetValue("--guidance", out var guidanceText))
         {
-            error = $"--guidance must be a number >= 0, got '{Get("--guidance", "")}'";
-            return false;
+            if (!float.TryParse(guidanceText, NumberStyles.Float, CultureInfo.InvariantCulture, out var weight)
+                || !float.IsFinite(weight) || weight < 0)
+            {
+                error = $"--guidance must be a number >= 0, got '{guidanceText}'";
+                return false;
+            }
+
+            guidance = weight;
         }
 
         if (!int.TryParse(Get("--n", "1"), NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 1 || count > 256)

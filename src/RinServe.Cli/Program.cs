@@ -48,14 +48,16 @@ using (model)
         return 2;
     }
 
-    if (cli.Guidance > 0 && !spec.SupportsGuidance)
+    // Without --guidance the model's own default applies (0 for models without rin.default_guidance).
+    var guidance = cli.Guidance ?? spec.DefaultGuidance;
+    if (guidance > 0 && !spec.SupportsGuidance)
     {
         Console.Error.WriteLine($"error: --guidance needs a model with rin.null_class; '{spec.Name}' has none");
         return 2;
     }
 
     var requests = classes.SelectMany(c => Enumerable.Range(0, cli.Count).Select(i => new ImageRequest(c, (ulong)(cli.Seed + i)))).ToArray();
-    var settings = new SamplerSettings(cli.Steps, cli.Sampler, cli.Schedule, cli.Guidance);
+    var settings = new SamplerSettings(cli.Steps, cli.Sampler, cli.Schedule, guidance);
     var stopwatch = Stopwatch.StartNew();
     var images = new RinSampler(model.Denoiser).Generate(settings, requests, p => ProgressBar.Draw(p, stopwatch.Elapsed));
     Console.Error.WriteLine();
@@ -70,7 +72,7 @@ using (model)
     }
 
     Console.Error.WriteLine(
-        $"{images.Count} image(s), {cli.Steps} steps, {cli.Sampler}, {cli.Schedule}, guidance {cli.Guidance} on {model.ExecutionProvider} in {stopwatch.Elapsed.TotalSeconds:F1} s");
+        $"{images.Count} image(s), {cli.Steps} steps, {cli.Sampler}, {cli.Schedule}, guidance {guidance} on {model.ExecutionProvider} in {stopwatch.Elapsed.TotalSeconds:F1} s");
 }
 
 return 0;

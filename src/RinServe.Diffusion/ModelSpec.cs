@@ -7,6 +7,10 @@ public enum Prediction { Eps, X, V }
 /// Everything the sampler needs to know about one trained RIN denoiser: the metadata of
 /// MODEL-CONTRACT.md, already validated by whoever loaded the file.
 /// </summary>
+/// <param name="DefaultGuidance">
+/// The classifier-free guidance weight its trainer chose (<c>rin.default_guidance</c>), for requests that name none;
+/// 0 (unguided) when the file has no such key.
+/// </param>
 public sealed record ModelSpec(
     string Name,
     int Resolution,
@@ -18,7 +22,8 @@ public sealed record ModelSpec(
     float InputScale,
     bool NormalizeInput,
     int LatentCount,
-    int LatentDim)
+    int LatentDim,
+    float DefaultGuidance = 0)
 {
     public int PixelsPerImage => Channels * Resolution * Resolution;
     public int LatentsPerImage => LatentCount * LatentDim;

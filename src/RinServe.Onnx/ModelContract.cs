@@ -19,6 +19,7 @@ internal static class ModelContract
     public const string NumClasses = "rin.num_classes";
     public const string ClassNames = "rin.class_names";
     public const string NullClass = "rin.null_class";
+    public const string DefaultGuidance = "rin.default_guidance";
     public const string PredictionKey = "rin.prediction";
     public const string InputScale = "rin.input_scale";
     public const string NormalizeInput = "rin.normalize_input";
@@ -77,6 +78,22 @@ internal static class ModelContract
             nullClass = value;
         }
 
+        var defaultGuidance = 0f;
+        if (metadata.TryGetValue(DefaultGuidance, out var guidanceText))
+        {
+            if (!float.TryParse(guidanceText.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out defaultGuidance)
+                || !float.IsFinite(defaultGuidance) || defaultGuidance < 0)
+            {
+                throw new ModelContractException(path, DefaultGuidance, $"'{guidanceText}' is not a finite number >= 0");
+            }
+
+            // Guidance mixes in the unconditional prediction, which only a model trained with class dropout has.
+            if (defaultGuidance > 0 && nullClass is null)
+            {
+                throw new ModelContractException(path, DefaultGuidance, $"'{guidanceText}' needs {NullClass}, which the model lacks; only 0 is allowed without it");
+            }
+        }
+
         var prediction = metadata[PredictionKey].Trim() switch
         {
             "eps" => Prediction.Eps,
@@ -104,7 +121,8 @@ internal static class ModelContract
         }
 
         var spec = new ModelSpec(
-            metadata[Name].Trim(), resolution, channels, numClasses, classNames, nullClass, prediction, inputScale, normalize, latentCount, latentDim);
+            metadata[Name].Trim(), resolution, channels, numClasses, classNames, nullClass, prediction, inputScale, normalize, latentCount, latentDim,
+            defaultGuidance);
         return (spec, trained);
     }
 

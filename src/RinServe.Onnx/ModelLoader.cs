@@ -50,8 +50,8 @@ public static class ModelLoader
             }
 
             logger.LogInformation(
-                "Loaded model {Name} ({Resolution}px, {Channels} channel(s), {Classes} classes, guidance {Guidance}) from {Path} on {Provider}",
-                spec.Name, spec.Resolution, spec.Channels, spec.NumClasses, spec.SupportsGuidance ? "available" : "unavailable", path, provider);
+                "Loaded model {Name} ({Resolution}px, {Channels} channel(s), {Classes} classes, guidance {Guidance}, default guidance {DefaultGuidance}) from {Path} on {Provider}",
+                spec.Name, spec.Resolution, spec.Channels, spec.NumClasses, spec.SupportsGuidance ? "available" : "unavailable", spec.DefaultGuidance, path, provider);
             if (!trained)
             {
                 logger.LogWarning("Model {Path} has rin.trained=false: a shape/performance test model, its images are noise", path);

@@ -34,6 +34,38 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void Guidance_is_unset_unless_given_so_the_model_default_can_apply()
+    {
+        Assert.True(CliArguments.TryParse(["--model", "m.onnx", "--class", "1", "--out", "a.png"], out var parsed, out _));
+        Assert.Null(parsed!.Guidance);
+        Assert.True(CliArguments.TryParse(["--model", "m.onnx", "--class", "1", "--out", "a.png", "--guidance", "0"], out parsed, out _));
+        Assert.Equal(0f, parsed!.Guidance);
+        Assert.Contains("rin.default_guidance", CliArguments.Usage);
+    }
+
+    [Fact]
+    public void Cli_without_guidance_samples_with_the_model_default_and_guidance_0_overrides_it()
+    {
+        using var folder = new TempFolder();
+        var guided = folder.Write("guided.onnx", OnnxModels.WithMetadata(File.ReadAllBytes(Tiny), m =>
+        {
+            m["rin.default_guidance"] = "3";
+            return m;
+        }));
+        byte[] Sample(string model, string name, params string[] extra)
+        {
+            var output = Path.Combine(folder.Path, name);
+            Assert.Equal(0, RunCli(["--model", model, "--class", "4", "--steps", "3", "--seed", "9", "--out", output, .. extra]));
+            return File.ReadAllBytes(output);
+        }
+
+        var byDefault = Sample(guided, "default.png");
+        Assert.Equal(Sample(Tiny, "explicit.png", "--guidance", "3"), byDefault);
+        Assert.NotEqual(Sample(guided, "unguided.png", "--guidance", "0"), byDefault);
+        Assert.Equal(Sample(Tiny, "plain.png"), Sample(guided, "unguided-again.png", "--guidance", "0"));
+    }
+
+    [Fact]
     public void Class_is_an_id_a_name_or_all()
     {
         var spec = new ModelSpec("m", 8, 1, 3, ["T-shirt", "Trouser", "Bag"], null, Prediction.Eps, 1f, true, 2, 2);

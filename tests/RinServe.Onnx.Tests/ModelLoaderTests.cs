@@ -121,6 +121,50 @@ public sealed class ModelLoaderTests : IDisposable
         Assert.False(model.Spec.SupportsGuidance);
     }
 
+    [Fact]
+    public void Model_without_default_guidance_key_defaults_to_unguided()
+    {
+        using var model = ModelLoader.Load(WriteToy(), Cpu, _log);
+        Assert.Equal(0f, model.Spec.DefaultGuidance);
+    }
+
+    [Fact]
+    public void Default_guidance_is_read_from_metadata_and_logged()
+    {
+        using var model = ModelLoader.Load(WriteToy(edit: m => m["rin.default_guidance"] = " 1.5"), Cpu, _log);
+        Assert.Equal(1.5f, model.Spec.DefaultGuidance);
+        Assert.Contains(_log.Entries, e => e.Level == LogLevel.Information && e.Message.Contains("Loaded model toy-8") && e.Message.Contains("default guidance 1.5"));
+    }
+
+    [Fact]
+    public void Zero_default_guidance_loads_without_a_null_class()
+    {
+        using var model = ModelLoader.Load(WriteToy(edit: m => { m.Remove("rin.null_class"); m["rin.default_guidance"] = "0"; }), Cpu, _log);
+        Assert.Equal(0f, model.Spec.DefaultGuidance);
+    }
+
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("abc")]
+    [InlineData("NaN")]
+    [InlineData("Infinity")]
+    [InlineData("1e39")]
+    [InlineData("")]
+    public void Default_guidance_that_is_not_a_finite_number_at_least_zero_is_refused_naming_the_key(string value)
+    {
+        var error = Refused(WriteToy(edit: m => m["rin.default_guidance"] = value));
+        Assert.Equal("rin.default_guidance", error.Key);
+        Assert.Contains("rin.default_guidance", error.Message);
+    }
+
+    [Fact]
+    public void Default_guidance_above_zero_without_null_class_is_refused_naming_the_key()
+    {
+        var error = Refused(WriteToy(edit: m => { m.Remove("rin.null_class"); m["rin.default_guidance"] = "1.5"; }));
+        Assert.Equal("rin.default_guidance", error.Key);
+        Assert.Contains("rin.null_class", error.Message);
+    }
+
     [Theory]
     [InlineData("rin.contract", "2")]
     [InlineData("rin.resolution", "eight")]

@@ -184,6 +184,7 @@ public abstract class ApiContract(RinServeFactory factory)
         Assert.Equal("Sneaker", tiny.GetProperty("classes")[7].GetProperty("name").GetString());
         Assert.Equal("CPU", tiny.GetProperty("executionProvider").GetString());
         Assert.True(tiny.GetProperty("supportsGuidance").GetBoolean());
+        Assert.Equal(0f, tiny.GetProperty("defaultGuidance").GetSingle());
 
         Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/healthz/live")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/healthz/ready")).StatusCode);

@@ -73,6 +73,10 @@ public sealed record JobProgressDocument(int Step, int Steps, double? EtaSeconds
 public sealed record JobLinks(string Self, string Events);
 
 /// <summary>A loaded model as GET /models shows it.</summary>
+/// <param name="DefaultGuidance">
+/// The guidance weight a request without <c>guidance</c> gets: the model's <c>rin.default_guidance</c> (0 when it has none),
+/// at most Sampling:MaxGuidance.
+/// </param>
 public sealed record ModelDocument(
     string Name,
     int Resolution,
@@ -81,6 +85,7 @@ public sealed record ModelDocument(
     string Prediction,
     float InputScale,
     bool SupportsGuidance,
+    float DefaultGuidance,
     int? NullClass,
     string ExecutionProvider,
     bool Trained,

@@ -1,4 +1,7 @@
+using Microsoft.Extensions.Options;
 using RinServe.Onnx;
+using RinServe.WebApi.Generation;
+using RinServe.WebApi.Hosting;
 using RinServe.WebApi.Security;
 
 namespace RinServe.WebApi.Apis;
@@ -10,14 +13,17 @@ public static class ModelsApi
         var api = app.MapGroup("/models").WithTags("Models").AddEndpointFilter<ApiKeyFilter>();
         api.MapGet("/", GetModels)
             .WithSummary("Loaded models")
-            .WithDescription("Name, resolution, channels, classes (id and name), prediction, input scale, guidance support and the execution provider in use.")
+            .WithDescription(
+                "Name, resolution, channels, classes (id and name), prediction, input scale, guidance support, the default guidance "
+                + "(what POST /generate uses when a request names no guidance: the model's rin.default_guidance, at most Sampling:MaxGuidance) "
+                + "and the execution provider in use.")
             .Produces<ModelDocument[]>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden);
         return api;
     }
 
-    private static Ok<ModelDocument[]> GetModels(ModelRegistry registry) =>
+    private static Ok<ModelDocument[]> GetModels(ModelRegistry registry, IOptions<SamplingOptions> sampling) =>
         TypedResults.Ok(registry.Models.Select(m => new ModelDocument(
             m.Spec.Name,
             m.Spec.Resolution,
@@ -26,6 +32,7 @@ public static class ModelsApi
             m.Spec.Prediction.ToString().ToLowerInvariant(),
             m.Spec.InputScale,
             m.Spec.SupportsGuidance,
+            GenerateValidator.DefaultGuidance(m.Spec, sampling.Value),
             m.Spec.NullClass,
             m.ExecutionProvider,
             m.Trained,

@@ -37,8 +37,8 @@ public sealed class GenerateQuery
     [FromQuery(Name = "seed"), Description("0..9223372036854775807; random when omitted; echoed in X-Seed. Image k uses seed+k.")]
     public string? Seed { get; set; }
 
-    /// <summary>Classifier-free guidance weight ≥ 0; only for models with a null class.</summary>
-    [FromQuery(Name = "guidance"), Description("Classifier-free guidance weight, 0..Sampling:MaxGuidance; > 0 only for models with a null class.")]
+    /// <summary>Classifier-free guidance weight ≥ 0; only for models with a null class. Default: the model's default_guidance from GET /models.</summary>
+    [FromQuery(Name = "guidance"), Description("Classifier-free guidance weight, 0..Sampling:MaxGuidance (default: the model's default_guidance from /models, its defaultGuidance field; 0 = unguided); > 0 only for models with a null class.")]
     public string? Guidance { get; set; }
 
     /// <summary>Number of images, 1..Sampling:MaxImagesPerRequest.</summary>
@@ -52,6 +52,7 @@ public sealed class GenerateQuery
 
 /// <summary>The JSON body form of POST /generate: the same fields as the query. Numbers may also be sent as strings.</summary>
 /// <param name="Class">Class id or class name.</param>
+/// <param name="Guidance">Classifier-free guidance weight (default: the model's default_guidance from /models; 0 = unguided).</param>
 public sealed record GenerateBody(
     [property: System.Text.Json.Serialization.JsonPropertyName("class")] object? Class,
     int? Res = null,

@@ -100,7 +100,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
             givenSeed = s;
         }
 
-        var guidance = 0f;
+        var guidance = DefaultGuidance(spec, _options);
         if (Get("guidance") is { } guidanceText)
         {
             if (!float.TryParse(guidanceText, NumberStyles.Float, CultureInfo.InvariantCulture, out guidance)
@@ -132,12 +132,19 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
 
         var seed = givenSeed ?? RandomSeed();
         var job = new JobSpec(spec.Name, steps, sampler, schedule, guidance, classId, seed, count, format, owner);
-        // The fingerprint holds the seed only when the caller chose it, so a retry without a seed is "the same request".
+        // The fingerprint holds the seed only when the caller chose it, so a retry without a seed is "the same request";
+        // it holds the guidance as resolved, so omitting it and naming the model's default are the same request.
         var fingerprintSource = JsonSerializer.Serialize(new { spec.Name, steps, sampler, schedule, guidance, classId, givenSeed, count, format });
         var fingerprint = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(fingerprintSource)));
         valid = new ValidGenerate(job, model, fingerprint);
         return null;
     }
+
+    /// <summary>
+    /// The guidance weight of a request that names none: the model's <c>rin.default_guidance</c>, lowered to
+    /// Sampling:MaxGuidance when it is larger. GET /models shows this value.
+    /// </summary>
+    public static float DefaultGuidance(ModelSpec spec, SamplingOptions options) => Math.Min(spec.DefaultGuidance, options.MaxGuidance);
 
     private ParameterError? ResolveModel(string? resText, string? name, out LoadedModel? model)
     {
