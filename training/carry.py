@@ -27,7 +27,7 @@ from .model import RIN, RINConfig
 from .train import init_from_checkpoint
 
 
-def carry(trunk_path: str, resolution: int) -> tuple[RIN, dict]:
+def carry(trunk_path: str, resolution: int, lattice: int = 0) -> tuple[RIN, dict]:
     state = torch.load(trunk_path, map_location="cpu")
     cfg = copy.deepcopy(state["config"])
     src = cfg["model"]
@@ -42,7 +42,8 @@ def carry(trunk_path: str, resolution: int) -> tuple[RIN, dict]:
         raise ValueError(f"resolution {resolution} must be a multiple of the trunk's {src['resolution']}")
     grid = src["resolution"] // src["patch_size"]
     model_cfg = dict(src, resolution=resolution, patch_size=resolution // grid,
-                     head_resolution=src["head_resolution"] or src["resolution"])
+                     head_resolution=src["head_resolution"] or src["resolution"],
+                     head_lattice=lattice if resolution != src["resolution"] else 0)
     cfg.update(model=model_cfg, name=f"{cfg['name'].split('-')[0]}-{resolution}", input_scale=cfg["input_scale"] / f,
                init_from=trunk_path, out_dir=os.path.dirname(trunk_path))
     model = RIN(RINConfig(**model_cfg))
@@ -61,9 +62,11 @@ def main(argv=None) -> int:
     ap.add_argument("trunk")
     ap.add_argument("--resolution", type=int, required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--lattice", type=int, default=0, help="the data's own resolution, when coarser than the "
+                    "trunk's (Fashion-MNIST: 28): see RINConfig.head_lattice")
     args = ap.parse_args(argv)
     try:
-        model, state = carry(args.trunk, args.resolution)
+        model, state = carry(args.trunk, args.resolution, args.lattice)
     except (OSError, KeyError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ if [ "${SKIP_TRUNK:-0}" != 1 ]; then
 fi
 
 for res in 64 512 768 1024; do
-  $py -m training.carry "$trunk" --resolution "$res" --out "runs/fmnist-$res/carried.pt"
+  $py -m training.carry "$trunk" --resolution "$res" --lattice 28 --out "runs/fmnist-$res/carried.pt"
 done
 
 # The default guidance weight is chosen once, by the sweep at 64 px: every model is the same trunk.

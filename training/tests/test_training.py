@@ -323,3 +323,16 @@ def test_default_guidance_is_the_most_accurate_weight_within_the_fd_bound():
              dict(guidance=3.0, accuracy=0.95, fd=3.5, real_fd=1.0)]
     assert choose_guidance(sweep) == 1.0
     assert choose_guidance([dict(r, real_fd=0.1) for r in sweep]) == 0.0  # none within: the smallest FD
+
+
+def test_head_lattice_renders_a_lattice_image_exactly_as_the_data_was_made():
+    """With head_lattice 28, a head image that is a 28 px image resized to head_resolution comes out as
+    that 28 px image resized straight to R: no pattern of the intermediate resize."""
+    from training.model import upsampler
+    model = tiny(resolution=64, patch_size=16, head="overlap", head_resolution=16, head_lattice=12)
+    x12 = torch.randn(3, 1, 12, 12)
+    head = upsampler(12, 16) @ x12 @ upsampler(12, 16).T
+    assert torch.allclose(model.upsample @ head @ model.upsample.T, upsampler(12, 64) @ x12 @ upsampler(12, 64).T,
+                          atol=1e-5)
+    with pytest.raises(ValueError, match="head_lattice 20"):
+        RINConfig(**{**TINY.to_dict(), "head": "overlap", "head_lattice": 20}).validate()
