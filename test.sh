@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every RinServe test. Installs what the tests need first (Debian 12 packages:
-# redis-server for the queue tests, Debian's PyTorch/ONNX for the trainer's tests).
+# redis-server for the queue tests, Debian's PyTorch/ONNX for the trainer's tests,
+# Debian's chromium for the playground's browser tests).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(redis-server python3-torch python3-onnx python3-numpy python3-tqdm python3-pytest python3-pil
-          libopenblas0 dataset-fashion-mnist)
+          libopenblas0 dataset-fashion-mnist chromium)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -41,7 +41,19 @@ public sealed class RinSampler
         SamplerSettings settings,
         IReadOnlyList<ImageRequest> images,
         Action<StepProgress>? onStep = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        Generate(settings, images, onStep, previews: null, cancellationToken);
+
+    /// <summary>
+    /// As above; <paramref name="previews"/> also gets low-resolution x̂0 previews of the images and steps it asks for,
+    /// each before the <paramref name="onStep"/> call of its step.
+    /// </summary>
+    public IReadOnlyList<GeneratedImage> Generate(
+        SamplerSettings settings,
+        IReadOnlyList<ImageRequest> images,
+        Action<StepProgress>? onStep,
+        IPreviewSink? previews,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(images);
         var spec = _denoiser.Spec;
@@ -50,7 +62,7 @@ public sealed class RinSampler
         try
         {
             var finalX0 = x0.AsSpan(0, images.Count * perImage);
-            Sample(settings, images, finalX0, observer: null, onStep, cancellationToken);
+            Sample(settings, images, finalX0, observer: null, onStep, cancellationToken, previews);
             ToUnitRange(finalX0, spec.InputScale, finalX0);
             var result = new GeneratedImage[images.Count];
             for (var b = 0; b < images.Count; b++)
@@ -77,7 +89,8 @@ public sealed class RinSampler
         Span<float> finalX0,
         StepObserver? observer,
         Action<StepProgress>? onStep,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        IPreviewSink? previews = null)
     {
         var spec = _denoiser.Spec;
         var schedule = Validate(settings, images, spec);
@@ -185,11 +198,13 @@ public sealed class RinSampler
                 latentsIn = latentsOut;
                 latentsOut = swap;
 
-                // x̂0 is only read after the last step (and by an observer).
-                var writeX0 = observer is not null || i == steps - 1;
+                // x̂0 is only read after the last step (and by an observer, or for a preview that was asked for).
+                var x0Read = observer is not null || i == steps - 1;
                 noiseAhead?.Wait();
                 for (var b = 0; b < batch; b++)
                 {
+                    var preview = previews is not null && previews.Wants(i + 1, b);
+                    var writeX0 = x0Read || preview;
                     var z = stochastic ? noise.Slice(b * perImage, perImage) : Span<float>.Empty;
                     statistics[b] = StepKernels.Update(
                         coefficients,
@@ -198,6 +213,10 @@ public sealed class RinSampler
                         guided ? netPred.Slice((batch + b) * perImage, perImage) : ReadOnlySpan<float>.Empty,
                         z,
                         writeX0 ? x0.Slice(b * perImage, perImage) : Span<float>.Empty);
+                    if (preview)
+                    {
+                        previews!.Take(i + 1, b, X0Preview.Downsample(x0.Slice(b * perImage, perImage), spec));
+                    }
                 }
 
                 observer?.Invoke(i, xs, x0);
@@ -243,10 +262,12 @@ public sealed class RinSampler
     }
 
     /// <summary>NCHW values in [0, 1] to 8-bit HWC pixels: ×255, round half to even. Overwrites <paramref name="unit"/>.</summary>
-    internal static GeneratedImage ToImage(Span<float> unit, ModelSpec spec)
+    internal static GeneratedImage ToImage(Span<float> unit, ModelSpec spec) => ToImage(unit, spec.Resolution, spec.Channels);
+
+    /// <summary>As above, for a square image of <paramref name="resolution"/> pixels a side.</summary>
+    internal static GeneratedImage ToImage(Span<float> unit, int resolution, int channels)
     {
-        var channels = spec.Channels;
-        var plane = spec.Resolution * spec.Resolution;
+        var plane = resolution * resolution;
         var pixels = new byte[plane * channels];
         TensorPrimitives.Multiply(unit, 255f, unit);
         TensorPrimitives.Round(unit, MidpointRounding.ToEven, unit);
@@ -266,7 +287,7 @@ public sealed class RinSampler
             }
         }
 
-        return new GeneratedImage(spec.Resolution, spec.Resolution, channels, pixels);
+        return new GeneratedImage(resolution, resolution, channels, pixels);
     }
 
     private static Schedule Validate(SamplerSettings settings, IReadOnlyList<ImageRequest> images, ModelSpec spec)

@@ -98,18 +98,19 @@ public sealed class BatchingWorker(
         // Not linked to shutdown: a batch that started is finished, so no work is thrown away.
         using var cancel = new CancellationTokenSource();
         using var stopHeartbeat = new CancellationTokenSource();
-        var heartbeat = HeartbeatAsync(running, canceled, cancel, stopHeartbeat.Token);
+        var previews = new BatchPreviews(running);
+        var heartbeat = HeartbeatAsync(running, canceled, previews, cancel, stopHeartbeat.Token);
         var watch = Stopwatch.StartNew();
         try
         {
             logger.LogInformation("Running batch of {Jobs} jobs, {Images} images, {Steps} steps", running.Count, requests.Count, settings.Steps);
             var images = await Task.Run(() => generator.Generate(model, settings, requests, step =>
             {
-                foreach (var job in running)
+                for (var j = 0; j < running.Count; j++)
                 {
-                    queue.ReportProgress(job, step.Step);
+                    queue.ReportProgress(running[j], step.Step, previews.Claim(j));
                 }
-            }, cancel.Token), CancellationToken.None);
+            }, previews, cancel.Token), CancellationToken.None);
             watch.Stop();
             metrics.BatchFinished(model, images.Count, settings.Steps, watch.Elapsed);
             var offset = 0;
@@ -176,8 +177,12 @@ public sealed class BatchingWorker(
         }
     }
 
-    /// <summary>Renews the hold on the running jobs; cancels the batch once every job in it was canceled.</summary>
-    private async Task HeartbeatAsync(IReadOnlyList<LeasedJob> running, HashSet<string> canceled, CancellationTokenSource cancel, CancellationToken stop)
+    /// <summary>
+    /// Renews the hold on the running jobs, passes on the previews their watchers asked for, and cancels the batch
+    /// once every job in it was canceled.
+    /// </summary>
+    private async Task HeartbeatAsync(
+        IReadOnlyList<LeasedJob> running, HashSet<string> canceled, BatchPreviews previews, CancellationTokenSource cancel, CancellationToken stop)
     {
         using var timer = new PeriodicTimer(_options.HeartbeatInterval, time);
         try
@@ -186,8 +191,9 @@ public sealed class BatchingWorker(
             {
                 try
                 {
-                    var gone = await queue.HeartbeatAsync(Consumer, running, stop);
-                    canceled.UnionWith(gone);
+                    var beat = await queue.HeartbeatAsync(Consumer, running, stop);
+                    previews.Update(beat.PreviewEvery);
+                    canceled.UnionWith(beat.Canceled);
                     if (canceled.Count == running.Count)
                     {
                         await cancel.CancelAsync();

@@ -27,6 +27,15 @@ public interface IJobQueue
     /// </summary>
     IAsyncEnumerable<JobRecord> WatchAsync(string id, CancellationToken ct = default);
 
+    /// <summary>
+    /// Asks for an x̂0 preview of a queued or running job every <paramref name="every"/> steps; the smallest interval
+    /// asked for wins. The worker learns it at its next heartbeat. False when the job is unknown or finished.
+    /// </summary>
+    Task<bool> RequestPreviewsAsync(string id, int every, CancellationToken ct = default);
+
+    /// <summary>The latest x̂0 preview of a job, or null when none was made.</summary>
+    Task<JobPreview?> GetPreviewAsync(string id, CancellationToken ct = default);
+
     /// <summary>Jobs waiting or running for a model.</summary>
     Task<long> DepthAsync(string model, CancellationToken ct = default);
 
@@ -44,13 +53,14 @@ public interface IJobQueue
     /// <summary>Marks a taken job running and counts the delivery; false when it was canceled meanwhile.</summary>
     Task<bool> MarkRunningAsync(LeasedJob job, CancellationToken ct = default);
 
-    /// <summary>Best-effort progress report; never blocks the sampler.</summary>
-    void ReportProgress(LeasedJob job, int step);
+    /// <summary>Best-effort progress report, with the step's x̂0 preview when one was asked for; never blocks the sampler.</summary>
+    void ReportProgress(LeasedJob job, int step, GeneratedImage? preview = null);
 
     /// <summary>
-    /// Keeps the held jobs invisible to other workers and returns the ids among them that were canceled.
+    /// Keeps the held jobs invisible to other workers; returns those among them that were canceled and the
+    /// previews their watchers asked for.
     /// </summary>
-    Task<IReadOnlySet<string>> HeartbeatAsync(string consumer, IReadOnlyList<LeasedJob> jobs, CancellationToken ct = default);
+    Task<HeartbeatResult> HeartbeatAsync(string consumer, IReadOnlyList<LeasedJob> jobs, CancellationToken ct = default);
 
     /// <summary>
     /// Stores the images and marks the job succeeded, once: false when the job had already finished
@@ -77,11 +87,15 @@ public interface IImageGenerator
     /// <summary>Names of the models this process can run.</summary>
     IReadOnlyList<string> Models { get; }
 
-    /// <summary>One batch; throws <see cref="OperationCanceledException"/> at the next step once canceled.</summary>
+    /// <summary>
+    /// One batch; throws <see cref="OperationCanceledException"/> at the next step once canceled.
+    /// <paramref name="previews"/> gets the x̂0 previews it asks for (see <see cref="IPreviewSink"/>).
+    /// </summary>
     IReadOnlyList<GeneratedImage> Generate(
         string model,
         SamplerSettings settings,
         IReadOnlyList<ImageRequest> requests,
         Action<StepProgress>? onStep,
+        IPreviewSink? previews,
         CancellationToken ct);
 }

@@ -27,6 +27,9 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
         /// <summary>Handed to a worker but not started yet: no longer ahead of anyone in the queue.</summary>
         public bool Taken;
         public IReadOnlyList<GeneratedImage> Images = [];
+        /// <summary>Every how many steps a watcher wants an x̂0 preview; 0: nobody asked.</summary>
+        public int PreviewEvery;
+        public JobPreview? Preview;
         public TaskCompletionSource Changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
@@ -136,6 +139,28 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
         }
     }
 
+    public Task<bool> RequestPreviewsAsync(string id, int every, CancellationToken ct = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(every, 1);
+        lock (_gate)
+        {
+            if (Find(id) is not { } entry || entry.Record.IsTerminal)
+            {
+                return Task.FromResult(false);
+            }
+            entry.PreviewEvery = entry.PreviewEvery == 0 ? every : Math.Min(entry.PreviewEvery, every);
+            return Task.FromResult(true);
+        }
+    }
+
+    public Task<JobPreview?> GetPreviewAsync(string id, CancellationToken ct = default)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(Find(id)?.Preview);
+        }
+    }
+
     public Task<long> DepthAsync(string model, CancellationToken ct = default)
     {
         lock (_gate)
@@ -206,24 +231,36 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
         }
     }
 
-    public void ReportProgress(LeasedJob job, int step)
+    public void ReportProgress(LeasedJob job, int step, GeneratedImage? preview = null)
     {
         lock (_gate)
         {
             if (Find(job.Id) is { Record.State: JobState.Running } entry)
             {
-                Update(entry, entry.Record with { Step = step }, null);
+                if (preview is not null)
+                {
+                    entry.Preview = new JobPreview(step, preview);
+                }
+                Update(entry, entry.Record with { Step = step, PreviewStep = preview is null ? entry.Record.PreviewStep : step }, null);
             }
         }
     }
 
-    public Task<IReadOnlySet<string>> HeartbeatAsync(string consumer, IReadOnlyList<LeasedJob> jobs, CancellationToken ct = default)
+    public Task<HeartbeatResult> HeartbeatAsync(string consumer, IReadOnlyList<LeasedJob> jobs, CancellationToken ct = default)
     {
         lock (_gate)
         {
-            IReadOnlySet<string> canceled = jobs.Where(j => Find(j.Id) is not { Record.State: JobState.Running or JobState.Queued })
+            var canceled = jobs.Where(j => Find(j.Id) is not { Record.State: JobState.Running or JobState.Queued })
                 .Select(j => j.Id).ToHashSet(StringComparer.Ordinal);
-            return Task.FromResult(canceled);
+            var previews = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var job in jobs)
+            {
+                if (Find(job.Id) is { PreviewEvery: > 0 } entry)
+                {
+                    previews[job.Id] = entry.PreviewEvery;
+                }
+            }
+            return Task.FromResult(new HeartbeatResult(canceled, previews));
         }
     }
 

@@ -38,6 +38,7 @@ public sealed record JobSpec(
 /// <param name="Step">Finished sampler steps, 0..Spec.Steps.</param>
 /// <param name="QueuePosition">1 = next to run; null unless queued.</param>
 /// <param name="Deliveries">How many times a worker started it (more than 1 after a reclaim or retry).</param>
+/// <param name="PreviewStep">The step of the latest x̂0 preview (<see cref="IJobQueue.GetPreviewAsync"/>); 0 when there is none.</param>
 public sealed record JobRecord(
     string Id,
     JobSpec Spec,
@@ -49,10 +50,19 @@ public sealed record JobRecord(
     int? QueuePosition,
     string? Error,
     int ImageCount,
-    int Deliveries)
+    int Deliveries,
+    int PreviewStep = 0)
 {
     public bool IsTerminal => State is JobState.Succeeded or JobState.Failed or JobState.Canceled;
 }
+
+/// <summary>A low-resolution x̂0 of a running job's first image after <paramref name="Step"/> steps.</summary>
+public sealed record JobPreview(int Step, GeneratedImage Image);
+
+/// <summary>What a heartbeat learns about the jobs a worker holds.</summary>
+/// <param name="Canceled">Ids of the jobs canceled meanwhile.</param>
+/// <param name="PreviewEvery">Per job id, every how many steps a watcher wants an x̂0 preview; jobs nobody asked for are absent.</param>
+public sealed record HeartbeatResult(IReadOnlySet<string> Canceled, IReadOnlyDictionary<string, int> PreviewEvery);
 
 /// <summary>An Idempotency-Key together with a fingerprint of the parameters it was used with.</summary>
 public sealed record IdempotencyClaim(string Key, string Fingerprint);

@@ -57,6 +57,7 @@ public sealed class RedisJobQueue : IJobQueue
     private string Prefix => _options.KeyPrefix;
     private RedisKey StreamKey(string model) => Prefix + "q:" + model;
     private RedisKey JobKey(string id) => Prefix + "job:" + id;
+    private RedisKey PreviewKey(string id) => Prefix + "pv:" + id;
     private RedisKey ImageKey(string id, int k) => Prefix + "img:" + id + ":" + k.ToString(CultureInfo.InvariantCulture);
     private RedisKey DeadLetterKey => Prefix + "dead";
     /// <summary>Ids of completed jobs, one entry per completion: lets tests and operators prove no job completed twice.</summary>
@@ -237,6 +238,27 @@ public sealed class RedisJobQueue : IJobQueue
         {
         }
         ct.ThrowIfCancellationRequested();
+    }
+
+    private const string RequestPreviewsScript = """
+        local state = redis.call('HGET', KEYS[1], 'state')
+        if state ~= 'queued' and state ~= 'running' then return 0 end
+        local current = tonumber(redis.call('HGET', KEYS[1], 'preview_every') or '0')
+        if current == 0 or tonumber(ARGV[1]) < current then redis.call('HSET', KEYS[1], 'preview_every', ARGV[1]) end
+        return 1
+        """;
+
+    public async Task<bool> RequestPreviewsAsync(string id, int every, CancellationToken ct = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(every, 1);
+        var asked = (long)await Call(db => db.ScriptEvaluateAsync(RequestPreviewsScript, [JobKey(id)], [every]), ct).ConfigureAwait(false);
+        return asked == 1;
+    }
+
+    public async Task<JobPreview?> GetPreviewAsync(string id, CancellationToken ct = default)
+    {
+        var fields = await Call(db => db.HashGetAsync(PreviewKey(id), ["step", "image"]), ct).ConfigureAwait(false);
+        return fields[0].HasValue && ImageBlob.Decode(fields[1]) is { } image ? new JobPreview((int)fields[0], image) : null;
     }
 
     public async Task<long> DepthAsync(string model, CancellationToken ct = default)
@@ -426,12 +448,30 @@ public sealed class RedisJobQueue : IJobQueue
         return 0
         """;
 
-    public void ReportProgress(LeasedJob job, int step)
+    private const string PreviewScript = """
+        if redis.call('HGET', KEYS[1], 'state') == 'running' then
+          redis.call('HSET', KEYS[1], 'step', ARGV[1], 'preview_step', ARGV[1])
+          redis.call('HSET', KEYS[2], 'step', ARGV[1], 'image', ARGV[3])
+          redis.call('EXPIRE', KEYS[2], ARGV[4])
+          redis.call('PUBLISH', ARGV[2], 'progress')
+        end
+        return 0
+        """;
+
+    public void ReportProgress(LeasedJob job, int step, GeneratedImage? preview = null)
     {
         try
         {
             // Fire and forget: the sampler thread must never wait on the network; a lost update is harmless.
-            Db.ScriptEvaluate(ProgressScript, [JobKey(job.Id)], [step, Prefix + "ev:" + job.Id], CommandFlags.FireAndForget);
+            if (preview is null)
+            {
+                Db.ScriptEvaluate(ProgressScript, [JobKey(job.Id)], [step, Prefix + "ev:" + job.Id], CommandFlags.FireAndForget);
+            }
+            else
+            {
+                Db.ScriptEvaluate(PreviewScript, [JobKey(job.Id), PreviewKey(job.Id)],
+                    [step, Prefix + "ev:" + job.Id, ImageBlob.Encode(preview), Seconds(_options.ResultTtl)], CommandFlags.FireAndForget);
+            }
         }
         catch (Exception ex) when (RedisResilience.IsUnavailable(ex))
         {
@@ -439,9 +479,10 @@ public sealed class RedisJobQueue : IJobQueue
         }
     }
 
-    public async Task<IReadOnlySet<string>> HeartbeatAsync(string consumer, IReadOnlyList<LeasedJob> jobs, CancellationToken ct = default)
+    public async Task<HeartbeatResult> HeartbeatAsync(string consumer, IReadOnlyList<LeasedJob> jobs, CancellationToken ct = default)
     {
         var canceled = new HashSet<string>(StringComparer.Ordinal);
+        var previews = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var model in jobs.GroupBy(j => j.Job.Spec.Model))
         {
             // XCLAIM with min-idle 0 and JUSTID resets the entries' idle time without counting a delivery.
@@ -450,13 +491,18 @@ public sealed class RedisJobQueue : IJobQueue
         }
         foreach (var job in jobs)
         {
-            var state = await Call(db => db.HashGetAsync(JobKey(job.Id), "state"), ct).ConfigureAwait(false);
-            if (state != "running" && state != "queued")
+            // The preview wish comes in the same call as the state: asking nobody costs nothing extra.
+            var fields = await Call(db => db.HashGetAsync(JobKey(job.Id), ["state", "preview_every"]), ct).ConfigureAwait(false);
+            if (fields[0] != "running" && fields[0] != "queued")
             {
                 canceled.Add(job.Id);
             }
+            if (fields[1].HasValue && (int)fields[1] > 0)
+            {
+                previews[job.Id] = (int)fields[1];
+            }
         }
-        return canceled;
+        return new HeartbeatResult(canceled, previews);
     }
 
     private const string CompleteScript = """
@@ -577,7 +623,7 @@ public sealed class RedisJobQueue : IJobQueue
         return new JobRecord(
             id, spec, state, Time(f, "created") ?? DateTimeOffset.UnixEpoch, Time(f, "started"), Time(f, "finished"),
             Int(f, "step"), null, f.TryGetValue("error", out var e) && state == JobState.Failed ? (string?)e : null,
-            Int(f, "images"), Int(f, "deliveries"));
+            Int(f, "images"), Int(f, "deliveries"), Int(f, "preview_step"));
     }
 
     /// <summary>Runs one Redis call through the resilience pipeline; unreachable Redis becomes <see cref="QueueUnavailableException"/>.</summary>

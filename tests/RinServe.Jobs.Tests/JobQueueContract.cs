@@ -133,9 +133,9 @@ public abstract class JobQueueContract : IAsyncDisposable
         var id = (await queue.EnqueueAsync(Spec(), null)).Job!.Id;
         var lease = await TakeOneAsync(queue);
         Assert.True(await queue.MarkRunningAsync(lease));
-        Assert.Empty(await queue.HeartbeatAsync("w1", [lease]));
+        Assert.Empty((await queue.HeartbeatAsync("w1", [lease])).Canceled);
         await queue.CancelAsync(id);
-        Assert.Contains(id, await queue.HeartbeatAsync("w1", [lease]));
+        Assert.Contains(id, (await queue.HeartbeatAsync("w1", [lease])).Canceled);
         Assert.False(await queue.CompleteAsync(lease, [Image(1)]));
         Assert.Equal(JobState.Canceled, (await queue.GetAsync(id))!.State);
     }
@@ -205,6 +205,37 @@ public abstract class JobQueueContract : IAsyncDisposable
         Assert.Equal(JobState.Queued, (await queue.GetAsync(id))!.State);
         var again = await TakeOneAsync(queue, "w2");
         Assert.Equal(id, again.Id);
+    }
+
+    [Fact]
+    public async Task Previews_are_made_only_when_asked_for_and_reach_the_job_and_its_watchers()
+    {
+        var queue = NewQueue();
+        var id = (await queue.EnqueueAsync(Spec(steps: 20), null)).Job!.Id;
+        var lease = await TakeOneAsync(queue);
+        Assert.True(await queue.MarkRunningAsync(lease));
+        Assert.Empty((await queue.HeartbeatAsync("w1", [lease])).PreviewEvery);
+
+        Assert.True(await queue.RequestPreviewsAsync(id, 5));
+        Assert.True(await queue.RequestPreviewsAsync(id, 10));
+        var beat = await queue.HeartbeatAsync("w1", [lease]);
+        Assert.Empty(beat.Canceled);
+        Assert.Equal(5, beat.PreviewEvery[id]);
+
+        queue.ReportProgress(lease, 4);
+        Assert.Equal((4, 0), ((await queue.GetAsync(id))!.Step, (await queue.GetAsync(id))!.PreviewStep));
+        Assert.Null(await queue.GetPreviewAsync(id));
+        queue.ReportProgress(lease, 5, Image(42));
+        queue.ReportProgress(lease, 6);
+        var job = (await queue.GetAsync(id))!;
+        Assert.Equal((6, 5), (job.Step, job.PreviewStep));
+        var preview = (await queue.GetPreviewAsync(id))!;
+        Assert.Equal(5, preview.Step);
+        Assert.Equal(Image(42).Pixels, preview.Image.Pixels);
+
+        Assert.True(await queue.CompleteAsync(lease, [Image(1)]));
+        Assert.False(await queue.RequestPreviewsAsync(id, 5));
+        Assert.False(await queue.RequestPreviewsAsync(JobId.New(), 5));
     }
 
     [Fact]

@@ -116,6 +116,77 @@ public abstract class ApiContract(RinServeFactory factory)
         Assert.Equal("succeeded", Assert.Single(late).Type);
     }
 
+    [Fact]
+    public async Task Events_carry_x0_previews_of_at_most_64_px_only_to_watchers_who_asked()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=2&steps=20000");
+        request.Headers.Add("Prefer", "respond-async");
+        var id = (await (await Client.SendAsync(request)).Json()).GetProperty("id").GetString()!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var plain = new List<(string Type, string Data)>();
+        var plainWatcher = Task.Run(async () =>
+        {
+            await foreach (var e in StreamEventsAsync($"/jobs/{id}/events", timeout.Token))
+            {
+                plain.Add(e);
+            }
+        });
+        JsonElement? preview = null;
+        await foreach (var e in StreamEventsAsync($"/jobs/{id}/events?preview=50", timeout.Token))
+        {
+            if (JsonDocument.Parse(e.Data).RootElement.TryGetProperty("preview", out var p))
+            {
+                Assert.Equal("progress", e.Type);
+                preview = p.Clone();
+                break;
+            }
+        }
+        Assert.Equal(HttpStatusCode.OK, (await Client.DeleteAsync($"/jobs/{id}")).StatusCode);
+        await plainWatcher;
+
+        Assert.NotNull(preview);
+        var step = preview.Value.GetProperty("step").GetInt32();
+        Assert.True(step > 0 && step % 50 == 0, $"preview at step {step}");
+        Assert.Equal((16, 16), (preview.Value.GetProperty("width").GetInt32(), preview.Value.GetProperty("height").GetInt32()));
+        var png = Convert.FromBase64String(preview.Value.GetProperty("png").GetString()!);
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
+        Assert.Equal(16, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16))); // IHDR width
+        Assert.Contains(plain, e => e.Type == "progress");
+        Assert.DoesNotContain(plain, e => e.Data.Contains("\"preview\"", StringComparison.Ordinal));
+        Assert.Equal("canceled", plain[^1].Type);
+    }
+
+    [Fact]
+    public async Task Playground_page_is_served_at_the_root()
+    {
+        var page = await Client.GetAsync("/");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("RinServe playground", await page.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/playground.js")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/playground.css")).StatusCode);
+    }
+
+    private async IAsyncEnumerable<(string Type, string Data)> StreamEventsAsync(
+        string url, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        using var response = await Client.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
+        string? type = null;
+        while (await reader.ReadLineAsync(ct) is { } line)
+        {
+            if (line.StartsWith("event: ", StringComparison.Ordinal))
+            {
+                type = line[7..];
+            }
+            else if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                yield return (type ?? "message", line[6..]);
+            }
+        }
+    }
+
     private async Task<List<(string Type, string Data)>> ReadEventsAsync(string url)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
@@ -197,7 +268,7 @@ public abstract class ApiContract(RinServeFactory factory)
         }
 
         var swagger = await Client.GetStringAsync("/swagger/v1/swagger.json");
-        foreach (var text in new[] { "image/png", "image/jpeg", "image/webp", "text/event-stream", "\"413\"", "\"429\"", "\"503\"", "\"409\"", "application/problem+json", "Sneaker" })
+        foreach (var text in new[] { "image/png", "image/jpeg", "image/webp", "text/event-stream", "\"preview\"", "\"413\"", "\"429\"", "\"503\"", "\"409\"", "application/problem+json", "Sneaker" })
         {
             Assert.Contains(text, swagger);
         }

@@ -62,6 +62,8 @@ public sealed class MalformedRequestTests(InProcessService service) : IClassFixt
         { "GET", "/jobs/!!!!!!!!!!!!!!!!!!!!!!", null, null, null, 400, "id" },
         { "GET", "/jobs/" + Unknown + "/images/0", null, null, null, 404, "id" },
         { "GET", "/jobs/" + Unknown + "x/events", null, null, null, 400, "id" },
+        { "GET", "/jobs/" + Unknown + "/events?preview=0", null, null, null, 400, "preview" },
+        { "GET", "/jobs/" + Unknown + "/events?preview=abc", null, null, null, 400, "preview" },
         { "DELETE", "/jobs/" + Unknown, null, null, null, 404, "id" },
         { "DELETE", "/jobs/%20", null, null, null, 400, "id" },
     };

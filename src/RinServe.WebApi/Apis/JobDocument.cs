@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using RinServe.Jobs;
 using RinServe.Onnx;
 using RinServe.WebApi.Imaging;
@@ -8,6 +9,9 @@ namespace RinServe.WebApi;
 /// <param name="Status">queued, running, succeeded, failed or canceled.</param>
 /// <param name="QueuePosition">1 = next to run; null unless queued.</param>
 /// <param name="Images">URLs of the images, once succeeded.</param>
+/// <param name="Preview">
+/// Only in events of <c>GET /jobs/{id}/events?preview=k</c>, when a new x̂0 preview is there; absent everywhere else.
+/// </param>
 public sealed record JobDocument(
     string Id,
     string Status,
@@ -28,7 +32,8 @@ public sealed record JobDocument(
     DateTimeOffset? FinishedAt,
     string? Error,
     IReadOnlyList<string> Images,
-    JobLinks Links)
+    JobLinks Links,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] JobPreviewDocument? Preview = null)
 {
     public static JobDocument From(JobRecord job, ModelRegistry registry, TimeProvider time)
     {
@@ -68,6 +73,18 @@ public sealed record JobDocument(
 
 /// <summary>Sampler progress; <paramref name="EtaSeconds"/> is an estimate from the steps done so far.</summary>
 public sealed record JobProgressDocument(int Step, int Steps, double? EtaSeconds);
+
+/// <summary>
+/// A low-resolution preview of x̂0, the sampler's current estimate of the final image (the job's first image),
+/// area-averaged to at most 64 pixels a side.
+/// </summary>
+/// <param name="Step">The sampler step it was taken after.</param>
+/// <param name="Png">The preview as a base64 PNG (<c>data:image/png;base64,</c> + this is an image URL).</param>
+public sealed record JobPreviewDocument(int Step, int Width, int Height, string Png)
+{
+    public static JobPreviewDocument From(JobPreview preview) =>
+        new(preview.Step, preview.Image.Width, preview.Image.Height, Convert.ToBase64String(ImageEncoder.EncodePreview(preview.Image)));
+}
 
 /// <summary>Where to look next: the job itself and its event stream.</summary>
 public sealed record JobLinks(string Self, string Events);

@@ -1,8 +1,12 @@
+using System.ComponentModel;
 using System.Globalization;
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
 using RinServe.Jobs;
 using RinServe.Onnx;
+using RinServe.WebApi.Hosting;
 using RinServe.WebApi.Imaging;
 using RinServe.WebApi.Security;
 
@@ -38,7 +42,11 @@ public static class JobsApi
         api.MapGet("/{id}/events", GetEvents)
             .WithSummary("Server-Sent Events of a job")
             .WithDescription("Events: queued (with position), started, progress, then one of succeeded, failed, canceled. " +
-                "Each carries the job document. A late subscriber first gets the current state.")
+                "Each carries the job document. A late subscriber first gets the current state. " +
+                "With `?preview=k`, progress events also carry `preview`: x̂0 (the current estimate of the job's first image), " +
+                "area-averaged to at most 64 px a side, as a base64 PNG, every k steps (more often when another watcher of the job " +
+                "asked for a smaller k). Previews start within one worker heartbeat (Workers:HeartbeatInterval) of the request; " +
+                "without the parameter none are made.")
             .Produces<JobDocument>(StatusCodes.Status200OK, "text/event-stream")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
@@ -107,20 +115,40 @@ public static class JobsApi
     }
 
     private static async Task<Results<ServerSentEventsResult<JobDocument>, ProblemHttpResult>> GetEvents(
-        string id, HttpContext http, IJobQueue queue, ModelRegistry registry, TimeProvider time, CancellationToken ct)
+        string id,
+        [FromQuery(Name = "preview"), Description("Every how many sampler steps a progress event carries an x̂0 preview (base64 PNG, at most 64 px), 1..Sampling:MaxSteps. Omitted: no previews, and none are made.")]
+        string? preview,
+        HttpContext http,
+        IJobQueue queue,
+        ModelRegistry registry,
+        TimeProvider time,
+        IOptions<SamplingOptions> sampling,
+        CancellationToken ct)
     {
+        var every = 0;
+        var maxSteps = sampling.Value.MaxSteps;
+        if (preview is not null
+            && (!int.TryParse(preview, NumberStyles.None, CultureInfo.InvariantCulture, out every) || every < 1 || every > maxSteps))
+        {
+            return Problems.BadParameter("preview", $"preview must be a number of steps from 1 to {maxSteps}: progress events then carry an x̂0 preview every that many steps, e.g. preview=5");
+        }
         var (job, problem) = await FindAsync(id, http, queue, ct);
         if (problem is not null)
         {
             return problem;
         }
-        return TypedResults.ServerSentEvents(Events(job!.Id, queue, registry, time, ct));
+        if (every > 0 && !job!.IsTerminal)
+        {
+            await queue.RequestPreviewsAsync(job.Id, every, ct);
+        }
+        return TypedResults.ServerSentEvents(Events(job!.Id, every > 0, queue, registry, time, ct));
     }
 
     private static async IAsyncEnumerable<SseItem<JobDocument>> Events(
-        string id, IJobQueue queue, ModelRegistry registry, TimeProvider time, [EnumeratorCancellation] CancellationToken ct)
+        string id, bool previews, IJobQueue queue, ModelRegistry registry, TimeProvider time, [EnumeratorCancellation] CancellationToken ct)
     {
         JobState? previous = null;
+        var sentPreviewStep = 0;
         await foreach (var job in queue.WatchAsync(id, ct))
         {
             var type = job.State switch
@@ -130,7 +158,15 @@ public static class JobsApi
                 _ => job.State.ToString().ToLowerInvariant(),
             };
             previous = job.State;
-            yield return new SseItem<JobDocument>(JobDocument.From(job, registry, time), type);
+            var document = JobDocument.From(job, registry, time);
+            // The preview is read only when the job says a new one is there, and encoded only for watchers who asked.
+            if (previews && job.State == JobState.Running && job.PreviewStep != sentPreviewStep
+                && await queue.GetPreviewAsync(id, ct) is { } preview && preview.Step != sentPreviewStep)
+            {
+                sentPreviewStep = preview.Step;
+                document = document with { Preview = JobPreviewDocument.From(preview) };
+            }
+            yield return new SseItem<JobDocument>(document, type);
         }
     }
 

@@ -18,7 +18,7 @@ public sealed class OnnxImageGenerator : IImageGenerator
     public IReadOnlyList<string> Models { get; }
 
     public IReadOnlyList<GeneratedImage> Generate(
-        string model, SamplerSettings settings, IReadOnlyList<ImageRequest> requests, Action<StepProgress>? onStep, CancellationToken ct)
+        string model, SamplerSettings settings, IReadOnlyList<ImageRequest> requests, Action<StepProgress>? onStep, IPreviewSink? previews, CancellationToken ct)
     {
         if (!_samplers.TryGetValue(model, out var entry))
         {
@@ -26,7 +26,7 @@ public sealed class OnnxImageGenerator : IImageGenerator
         }
         lock (entry.Gate)
         {
-            return entry.Sampler.Generate(settings, requests, onStep, ct);
+            return entry.Sampler.Generate(settings, requests, onStep, previews, ct);
         }
     }
 }

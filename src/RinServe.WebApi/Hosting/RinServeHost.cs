@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
 using OpenTelemetry.Metrics;
@@ -171,6 +172,21 @@ public static class RinServeHost
             app.MapModelsApi();
             app.UseSwagger();
             app.UseSwaggerUI();
+            app.UsePlayground();
         }
+    }
+
+    /// <summary>The playground page at / : plain HTML, CSS and JS that the build copies next to the binary.</summary>
+    public static void UsePlayground(this WebApplication app)
+    {
+        var folder = Path.Combine(AppContext.BaseDirectory, "Playground");
+        if (!Directory.Exists(folder))
+        {
+            app.Logger.LogWarning("No playground at {Folder}: / answers 404", folder);
+            return;
+        }
+        var files = new PhysicalFileProvider(folder);
+        app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = files });
+        app.UseStaticFiles(new StaticFileOptions { FileProvider = files });
     }
 }

@@ -25,12 +25,7 @@ public static class ImageEncoder
 
     public static byte[] Encode(GeneratedImage pixels, string format, JobSpec spec, int index, IReadOnlyList<string> classNames)
     {
-        using var image = pixels.Channels switch
-        {
-            1 => (Image)Image.LoadPixelData<L8>(pixels.Pixels, pixels.Width, pixels.Height),
-            3 => Image.LoadPixelData<Rgb24>(pixels.Pixels, pixels.Width, pixels.Height),
-            _ => throw new NotSupportedException($"images with {pixels.Channels} channels cannot be encoded"),
-        };
+        using var image = Load(pixels);
         IImageEncoder encoder = format switch
         {
             "jpeg" => new JpegEncoder { Quality = 92 },
@@ -60,6 +55,22 @@ public static class ImageEncoder
         image.Save(output, encoder);
         return output.ToArray();
     }
+
+    /// <summary>A live preview: a plain PNG, no text chunks (it is not a result).</summary>
+    public static byte[] EncodePreview(GeneratedImage pixels)
+    {
+        using var image = Load(pixels);
+        using var output = new MemoryStream();
+        image.Save(output, new PngEncoder { ColorType = pixels.Channels == 1 ? PngColorType.Grayscale : PngColorType.Rgb });
+        return output.ToArray();
+    }
+
+    private static Image Load(GeneratedImage pixels) => pixels.Channels switch
+    {
+        1 => Image.LoadPixelData<L8>(pixels.Pixels, pixels.Width, pixels.Height),
+        3 => Image.LoadPixelData<Rgb24>(pixels.Pixels, pixels.Width, pixels.Height),
+        _ => throw new NotSupportedException($"images with {pixels.Channels} channels cannot be encoded"),
+    };
 
     public static string SamplerName(SamplerKind kind) => kind switch
     {

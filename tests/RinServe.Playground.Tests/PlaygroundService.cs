@@ -1,0 +1,124 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace RinServe.Playground.Tests;
+
+/// <summary>
+/// The built service as a real process on a loopback port, serving only the shipped 64 px model
+/// (copied to a folder of its own), so a browser can load the page from it.
+/// </summary>
+public sealed class PlaygroundService : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _lines = new();
+
+    private PlaygroundService(Process process, int port)
+    {
+        _process = process;
+        Url = $"http://127.0.0.1:{port}";
+    }
+
+    public string Url { get; }
+
+    public string Output => string.Join('\n', _lines);
+
+    public static string RepoRoot
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "WebApi.sln")))
+                {
+                    return dir.FullName;
+                }
+            }
+            throw new InvalidOperationException("repo root (WebApi.sln) not found above " + AppContext.BaseDirectory);
+        }
+    }
+
+    public static async Task<PlaygroundService> StartAsync(string model, IReadOnlyDictionary<string, string> environment)
+    {
+        var models = Directory.CreateTempSubdirectory("rinserve-playground-models-").FullName;
+        File.Copy(Path.Combine(RepoRoot, "models", model), Path.Combine(models, model));
+        var port = FreePort();
+        var info = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = RepoRoot,
+        };
+        info.ArgumentList.Add(Dll);
+        info.ArgumentList.Add("--urls");
+        info.ArgumentList.Add($"http://127.0.0.1:{port}");
+        info.Environment["RinServe__ModelsPath"] = models;
+        foreach (var (key, value) in environment)
+        {
+            info.Environment[key] = value;
+        }
+        var process = Process.Start(info) ?? throw new InvalidOperationException("the service did not start");
+        var service = new PlaygroundService(process, port);
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) { service._lines.Enqueue(e.Data); } };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { service._lines.Enqueue(e.Data); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        await service.WaitReadyAsync(TimeSpan.FromSeconds(90));
+        return service;
+    }
+
+    /// <summary>The WebApi build of the same configuration as this test build.</summary>
+    private static string Dll
+    {
+        get
+        {
+            var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+            var dll = Path.Combine(RepoRoot, "src", "RinServe.WebApi", "bin", testBin.Parent!.Name, testBin.Name, "RinServe.WebApi.dll");
+            return File.Exists(dll) ? dll : throw new FileNotFoundException("build src/RinServe.WebApi first", dll);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private async Task WaitReadyAsync(TimeSpan timeout)
+    {
+        using var client = new HttpClient { BaseAddress = new Uri(Url), Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"the service exited with {_process.ExitCode}:\n{Output}");
+            }
+            try
+            {
+                if ((await client.GetAsync("/healthz/ready")).IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+            }
+            await Task.Delay(200);
+        }
+        throw new TimeoutException($"the service was not ready within {timeout}:\n{Output}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+}
