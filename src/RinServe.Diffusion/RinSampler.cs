@@ -63,6 +63,16 @@ public sealed class RinSampler
         {
             var finalX0 = x0.AsSpan(0, images.Count * perImage);
             Sample(settings, images, finalX0, observer: null, onStep, cancellationToken, previews);
+            for (var b = 0; b < images.Count; b++)
+            {
+                // A NaN would quietly become a black pixel; an image made of one is no image.
+                if (float.IsNaN(TensorPrimitives.Sum(finalX0.Slice(b * perImage, perImage))))
+                {
+                    throw new SamplingFailedException(
+                        $"the sampler produced NaN in image {b} of the batch (schedule '{settings.Schedule}', {settings.Steps} steps, sampler {settings.Sampler}); no image was made");
+                }
+            }
+
             ToUnitRange(finalX0, spec.InputScale, finalX0);
             var result = new GeneratedImage[images.Count];
             for (var b = 0; b < images.Count; b++)
@@ -308,6 +318,11 @@ public sealed class RinSampler
             throw new ArgumentException(error, nameof(settings));
         }
 
+        if (!Schedules.TryCheckSteps(schedule!, settings.Steps, out var stepsError))
+        {
+            throw new ArgumentException(stepsError, nameof(settings));
+        }
+
         if (!float.IsFinite(settings.Guidance) || settings.Guidance < 0)
         {
             throw new ArgumentOutOfRangeException(nameof(settings), settings.Guidance, "Guidance must be a finite number >= 0");
@@ -335,3 +350,6 @@ public sealed class RinSampler
         return schedule!;
     }
 }
+
+/// <summary>The sampler's arithmetic broke down (NaN): the batch has no valid images to return.</summary>
+public sealed class SamplingFailedException(string message) : Exception(message);

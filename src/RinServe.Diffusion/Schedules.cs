@@ -26,7 +26,7 @@ public abstract class Schedule
 public static class Schedules
 {
     public const string Allowed =
-        "allowed schedules: 'cosine', 'linear', 'cosine@s,e,tau', 'sigmoid@s,e,tau' (finite numbers, s < e, tau > 0)";
+        "allowed schedules: 'cosine', 'linear', 'cosine@s,e,tau' (0 <= s < e <= 1, tau > 0), 'sigmoid@s,e,tau' (finite numbers, s < e, tau > 0)";
 
     private const int ProbePoints = 64;
 
@@ -101,9 +101,23 @@ public static class Schedules
             return false;
         }
 
-        Schedule candidate = family == "cosine"
+        // cos(u·π/2) is non-negative and falling only on [0, 1]: outside it v(u)^(2τ) is NaN for fractional τ, or γ rises.
+        if (family == "cosine" && (start < 0 || end > 1))
+        {
+            error = $"schedule '{trimmed}': a cosine window needs 0 <= s < e <= 1; {Allowed}";
+            return false;
+        }
+
+        WindowSchedule candidate = family == "cosine"
             ? new CosineWindowSchedule(start, end, tau)
             : new SigmoidSchedule(start, end, tau);
+
+        // γ divides by v(s) − v(e): when tau makes v(s) and v(e) equal (or nearly, in float64), γ is 0/0 = NaN.
+        if (!double.IsNormal(candidate.Spread) || candidate.Spread < 0)
+        {
+            error = $"schedule '{trimmed}': tau makes v(s) and v(e) equal in float64, so γ is undefined; {Allowed}";
+            return false;
+        }
 
         // Windows with v(s) = v(e), or cosines past u = 1 with fractional τ, give NaN somewhere in [0, 1].
         for (var i = 0; i <= ProbePoints; i++)
@@ -117,6 +131,26 @@ public static class Schedules
 
         schedule = candidate;
         return true;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="steps"/> sampler steps can use the schedule: every step but the last starts at
+    /// t ≥ 1/steps, where γ must be below 1, since the step divides by √(1 − γ) (RinSampler). γ never rises with t,
+    /// so checking the smallest such t is enough.
+    /// </summary>
+    public static bool TryCheckSteps(Schedule schedule, int steps, out string? error)
+    {
+        ArgumentNullException.ThrowIfNull(schedule);
+        error = null;
+        var smallestT = 1.0 - (double)(steps - 1) / steps; // the sampler's own expression for its last step's t
+        if (steps < 1 || schedule.Gamma(smallestT) < 1)
+        {
+            return true;
+        }
+
+        error = $"schedule '{schedule.Text}' stays at γ = 1 (no noise) until t = {Format(smallestT)}, so {steps} steps would divide by √(1 − γ) = 0; "
+            + "use a larger tau, a wider window or fewer steps";
+        return false;
     }
 
     public static Schedule Parse(string text) =>
@@ -141,11 +175,18 @@ internal sealed class LinearSchedule() : Schedule("linear")
     public override double Gamma(double t) => Math.Clamp(1 - t, MinGamma, 1);
 }
 
+/// <summary>A window of a function v: γ = (v at t's point of [s, e] − the end value) / <see cref="Spread"/>.</summary>
+internal abstract class WindowSchedule(string text) : Schedule(text)
+{
+    /// <summary>The divisor of γ: v(s) − v(e) for the cosine, v(e) − v(s) for the sigmoid; must be a positive normal number.</summary>
+    public abstract double Spread { get; }
+}
+
 /// <summary>
 /// <c>cosine@s,e,τ</c>: v(u) = cos(u·π/2)^(2τ); γ = clip((v(t(e−s)+s) − v(e)) / (v(s) − v(e)), 1e-9, 1)
 /// (Chen 2023, Algorithm 1, cosine_schedule).
 /// </summary>
-internal sealed class CosineWindowSchedule : Schedule
+internal sealed class CosineWindowSchedule : WindowSchedule
 {
     private readonly double _start;
     private readonly double _end;
@@ -163,6 +204,8 @@ internal sealed class CosineWindowSchedule : Schedule
 
     private double V(double u) => Math.Pow(Math.Cos(u * Math.PI / 2), 2 * _tau);
 
+    public override double Spread => _vStart - _vEnd;
+
     public override double Gamma(double t) =>
         Math.Clamp((V(t * (_end - _start) + _start) - _vEnd) / (_vStart - _vEnd), MinGamma, 1);
 }
@@ -171,7 +214,7 @@ internal sealed class CosineWindowSchedule : Schedule
 /// <c>sigmoid@s,e,τ</c>: v(u) = σ(u/τ); γ = clip((v(e) − v(t(e−s)+s)) / (v(e) − v(s)), 1e-9, 1)
 /// (Chen 2023, Algorithm 1, sigmoid_schedule).
 /// </summary>
-internal sealed class SigmoidSchedule : Schedule
+internal sealed class SigmoidSchedule : WindowSchedule
 {
     private readonly double _start;
     private readonly double _end;
@@ -188,6 +231,8 @@ internal sealed class SigmoidSchedule : Schedule
     }
 
     private double V(double u) => 1 / (1 + Math.Exp(-u / _tau));
+
+    public override double Spread => _vEnd - _vStart;
 
     public override double Gamma(double t) =>
         Math.Clamp((_vEnd - V(t * (_end - _start) + _start)) / (_vEnd - _vStart), MinGamma, 1);

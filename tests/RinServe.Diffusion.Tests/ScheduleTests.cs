@@ -96,6 +96,10 @@ public class ScheduleTests
     [InlineData("cosine@-1,1,1")]
     [InlineData("cosine@0,1.5,0.7")]
     [InlineData("linear@0,1,1")]
+    [InlineData("cosine@0,256.5,0.25")] // cos(u·π/2) < 0 between the probe points: γ NaN there
+    [InlineData("cosine@-0.5,0.5,1")]
+    [InlineData("cosine@0,1,1e-308")] // v(s) = v(e) = 1 in float64: γ = 0/0
+    [InlineData("sigmoid@1,2,1e-308")] // v(s) = v(e) = 1: γ = 0/0
     public void Parser_rejects_bad_schedules_and_says_what_is_allowed(string text)
     {
         Assert.False(Schedules.TryParse(text, out var schedule, out var error));
@@ -103,6 +107,33 @@ public class ScheduleTests
         Assert.Contains("allowed schedules", error);
         var thrown = Assert.Throws<FormatException>(() => Schedules.Parse(text));
         Assert.Equal(error, thrown.Message);
+    }
+
+    [Theory]
+    [InlineData("sigmoid@-3,3,1e-308", 3)]
+    [InlineData("sigmoid@-3,3,0.01", 50)]
+    [InlineData("cosine@0,1,1e-17", 10)]
+    public void Steps_check_rejects_a_schedule_that_stays_at_gamma_1_past_the_first_step(string text, int steps)
+    {
+        Assert.True(Schedules.TryParse(text, out var schedule, out _));
+        Assert.False(Schedules.TryCheckSteps(schedule!, steps, out var error));
+        Assert.Contains("γ = 1", error);
+    }
+
+    [Theory]
+    [InlineData("cosine")]
+    [InlineData("linear")]
+    [InlineData("cosine@0,1,1")]
+    [InlineData("cosine@0.2,1,2")]
+    [InlineData("sigmoid@-3,3,0.9")]
+    [InlineData("sigmoid@0,3,1.1")]
+    public void Steps_check_accepts_the_usual_schedules_up_to_100000_steps(string text)
+    {
+        var schedule = Schedules.Parse(text);
+        foreach (var steps in new[] { 1, 2, 50, 1000, 100_000 })
+        {
+            Assert.True(Schedules.TryCheckSteps(schedule, steps, out var error), error);
+        }
     }
 
     [Fact]

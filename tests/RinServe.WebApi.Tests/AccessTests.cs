@@ -63,6 +63,60 @@ public sealed class AccessTests
     }
 
     [Fact]
+    public async Task Without_api_keys_a_made_up_key_does_not_escape_the_rate_limit()
+    {
+        await using var factory = new RinServeFactory(new Dictionary<string, string?>
+        {
+            ["RateLimit:Enabled"] = "true",
+            ["RateLimit:PermitLimit"] = "2",
+            ["RateLimit:Window"] = "00:10:00",
+        });
+        var client = factory.CreateClient();
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.Equal(HttpStatusCode.Accepted, (await client.SendAsync(Post("/generate?class=1&steps=1", null))).StatusCode);
+        }
+        await AssertRateLimitedAsync(await client.SendAsync(Post("/generate?class=1&steps=1", "anything")));
+        await AssertRateLimitedAsync(await client.SendAsync(Post("/generate?class=1&steps=1", Guid.NewGuid().ToString())));
+        await AssertRateLimitedAsync(await client.SendAsync(Post("/generate?class=1&steps=1", null)));
+        using var bearer = Post("/generate?class=1&steps=1", null);
+        bearer.Headers.Authorization = new("Bearer", "made-up");
+        await AssertRateLimitedAsync(await client.SendAsync(bearer));
+    }
+
+    [Fact]
+    public async Task With_api_keys_invalid_keys_share_the_address_window_and_valid_keys_keep_their_own()
+    {
+        await using var factory = new RinServeFactory(new Dictionary<string, string?>
+        {
+            ["Auth:ApiKeys:0"] = Hash("alpha-key"),
+            ["RateLimit:Enabled"] = "true",
+            ["RateLimit:PermitLimit"] = "2",
+            ["RateLimit:Window"] = "00:10:00",
+        });
+        var client = factory.CreateClient();
+        await Http.AssertProblemAsync(await client.SendAsync(Post("/generate?class=1&steps=1", "wrong-1")), HttpStatusCode.Forbidden, "X-Api-Key");
+        await Http.AssertProblemAsync(await client.SendAsync(Post("/generate?class=1&steps=1", "wrong-2")), HttpStatusCode.Forbidden, "X-Api-Key");
+        await AssertRateLimitedAsync(await client.SendAsync(Post("/generate?class=1&steps=1", "wrong-3")));
+        await AssertRateLimitedAsync(await client.SendAsync(Post("/generate?class=1&steps=1", null)));
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.Equal(HttpStatusCode.Accepted, (await client.SendAsync(Post("/generate?class=1&steps=1", "alpha-key"))).StatusCode);
+        }
+        await AssertRateLimitedAsync(await client.SendAsync(Post("/generate?class=1&steps=1", "alpha-key")));
+    }
+
+    /// <summary>429 as problem details like every other error: a type, a title, the status, and Retry-After.</summary>
+    private static async Task AssertRateLimitedAsync(HttpResponseMessage response)
+    {
+        await Http.AssertProblemAsync(response, HttpStatusCode.TooManyRequests, null);
+        Assert.NotNull(response.Headers.RetryAfter);
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.StartsWith("https://", problem.GetProperty("type").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(problem.GetProperty("title").GetString()));
+    }
+
+    [Fact]
     public async Task Full_queue_answers_429_with_retry_after()
     {
         await using var factory = new RinServeFactory(new Dictionary<string, string?> { ["Jobs:MaxQueueLength"] = "1" });

@@ -33,6 +33,16 @@ public sealed class MalformedRequestTests(InProcessService service) : IClassFixt
         { "POST", "/generate?class=1&sampler=euler", null, null, null, 400, "sampler" },
         { "POST", "/generate?class=1&schedule=quadratic", null, null, null, 400, "schedule" },
         { "POST", "/generate?class=1&schedule=sigmoid@3,-3,0.9", null, null, null, 400, "schedule" },
+        { "POST", "/generate?class=1&schedule=cosine@0,256.5,0.25", null, null, null, 400, "schedule" },
+        { "POST", "/generate?class=1&schedule=sigmoid@-3,3,1e-308", null, null, null, 400, "schedule" },
+        { "POST", "/generate?class=7%00", null, null, null, 400, "class" },
+        { "POST", "/generate?class=1&steps=2%00", null, null, null, 400, "steps" },
+        { "POST", "/generate?class=1&seed=3%0A", null, null, null, 400, "seed" },
+        { "POST", "/generate", "{\"class\":\"\\ud800\"}", "application/json", null, 400, "class" },
+        { "POST", "/generate", "{\"class\":1,\"schedule\":\"cosine\\udc00\"}", "application/json", null, 400, "schedule" },
+        { "POST", "/generate", "{\"class\":1,\"model\":\"a\\ud800\\ud800b\"}", "application/json", null, 400, "model" },
+        { "POST", "/generate", "{\"\\ud800\":1}", "application/json", null, 400, "body" },
+        { "POST", "/generate", "{\"cl\\udfffass\":1}", "application/json", null, 400, "body" },
         { "POST", "/generate?class=1&seed=-1", null, null, null, 400, "seed" },
         { "POST", "/generate?class=1&seed=9223372036854775808", null, null, null, 400, "seed" },
         { "POST", "/generate?class=1&seed=abc", null, null, null, 400, "seed" },
@@ -88,6 +98,48 @@ public sealed class MalformedRequestTests(InProcessService service) : IClassFixt
 
         var healthy = await _client.PostAsync("/generate?class=1&steps=1", null);
         Assert.Equal(HttpStatusCode.OK, healthy.StatusCode);
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0xff, 0xfe }, "class")]
+    [InlineData(new byte[] { 0xed, 0xa0, 0x80 }, "class")] // a surrogate encoded in UTF-8
+    [InlineData(new byte[] { 0xc3 }, "class")]
+    public async Task Invalid_utf8_bytes_in_a_json_string_get_a_400_not_a_500(byte[] bad, string parameter)
+    {
+        var body = Encoding.UTF8.GetBytes("{\"class\":\"").Concat(bad).Concat(Encoding.UTF8.GetBytes("\"}")).ToArray();
+        await AssertBodyProblemAsync(body, "application/json", HttpStatusCode.BadRequest, parameter);
+        var name = Encoding.UTF8.GetBytes("{\"").Concat(bad).Concat(Encoding.UTF8.GetBytes("\":1}")).ToArray();
+        await AssertBodyProblemAsync(name, "application/json", HttpStatusCode.BadRequest, "body");
+    }
+
+    [Theory]
+    [InlineData("utf-16")]
+    [InlineData("utf-16BE")]
+    [InlineData("utf-32")]
+    public async Task Json_body_is_decoded_by_its_charset(string charset)
+    {
+        var encoding = Encoding.GetEncoding(charset);
+        using var content = new ByteArrayContent(encoding.GetBytes("{\"class\":1,\"steps\":1,\"seed\":4}"));
+        content.Headers.TryAddWithoutValidation("Content-Type", $"application/json; charset={charset}");
+        var response = await _client.PostAsync("/generate", content);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        Assert.Equal("4", response.Headers.GetValues("X-Seed").Single());
+    }
+
+    [Fact]
+    public async Task Json_body_in_an_unknown_charset_or_not_in_its_charset_is_refused()
+    {
+        await AssertBodyProblemAsync(Encoding.UTF8.GetBytes("{\"class\":1}"), "application/json; charset=klingon", HttpStatusCode.UnsupportedMediaType, "body");
+        // An odd byte count cannot be UTF-16.
+        await AssertBodyProblemAsync([0x7b, 0x00, 0x7d], "application/json; charset=utf-16", HttpStatusCode.BadRequest, "body");
+    }
+
+    private async Task AssertBodyProblemAsync(byte[] body, string contentType, HttpStatusCode status, string parameter)
+    {
+        using var content = new ByteArrayContent(body);
+        content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        await Http.AssertProblemAsync(await _client.PostAsync("/generate", content), status, parameter);
+        Assert.Equal(HttpStatusCode.OK, (await _client.PostAsync("/generate?class=1&steps=1", null)).StatusCode);
     }
 
     [Fact]

@@ -1,5 +1,7 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
+using Microsoft.Net.Http.Headers;
 using Microsoft.Extensions.Options;
 using RinServe.Jobs;
 using RinServe.Onnx;
@@ -214,10 +216,15 @@ public static class GenerateApi
             buffer.Write(chunk, 0, read);
         }
 
+        var (json, charsetProblem) = ToUtf8(buffer.ToArray(), request.ContentType);
+        if (charsetProblem is not null)
+        {
+            return (null, charsetProblem);
+        }
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(buffer.ToArray(), new JsonDocumentOptions { MaxDepth = 8 });
+            document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 8 });
         }
         catch (JsonException ex)
         {
@@ -231,10 +238,14 @@ public static class GenerateApi
             }
             foreach (var property in document.RootElement.EnumerateObject())
             {
-                var key = property.Name.ToLowerInvariant();
+                if (!TryText(() => property.Name, out var propertyName))
+                {
+                    return (null, Problems.BadParameter("body", "a field name of the body is not valid Unicode (a lone surrogate such as \\ud800, or invalid UTF-8)"));
+                }
+                var key = propertyName.ToLowerInvariant();
                 if (!GenerateValidator.Names.Contains(key))
                 {
-                    return (null, Problems.BadParameter(property.Name, $"unknown field '{Truncate(property.Name)}'; allowed: {allowed}"));
+                    return (null, Problems.BadParameter(propertyName, $"unknown field '{Truncate(propertyName)}'; allowed: {allowed}"));
                 }
                 if (inputs.ContainsKey(key))
                 {
@@ -242,9 +253,11 @@ public static class GenerateApi
                 }
                 switch (property.Value.ValueKind)
                 {
-                    case JsonValueKind.String:
-                        inputs[key] = property.Value.GetString()!;
+                    case JsonValueKind.String when TryText(() => property.Value.GetString()!, out var text):
+                        inputs[key] = text;
                         break;
+                    case JsonValueKind.String:
+                        return (null, Problems.BadParameter(key, $"{key} is not valid Unicode (a lone surrogate such as \\ud800, or invalid UTF-8)"));
                     case JsonValueKind.Number:
                         inputs[key] = property.Value.GetRawText();
                         break;
@@ -256,6 +269,50 @@ public static class GenerateApi
             }
         }
         return (inputs, null);
+    }
+
+    /// <summary>Reads a JSON string, which throws when it holds a lone surrogate escape or invalid UTF-8.</summary>
+    private static bool TryText(Func<string> read, out string text)
+    {
+        try
+        {
+            text = read();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            text = "";
+            return false;
+        }
+    }
+
+    /// <summary>The body as UTF-8, decoded from the Content-Type charset (UTF-8 when none is named, RFC 8259).</summary>
+    private static (byte[] Json, IResult? Problem) ToUtf8(byte[] body, string? contentType)
+    {
+        var charset = MediaTypeHeaderValue.TryParse(contentType, out var mediaType) ? mediaType.Charset.Value?.Trim('"') : null;
+        if (string.IsNullOrEmpty(charset) || charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) || charset.Equals("utf8", StringComparison.OrdinalIgnoreCase))
+        {
+            return (body, null);
+        }
+        Encoding encoding;
+        try
+        {
+            encoding = Encoding.GetEncoding(charset, EncoderFallback.ExceptionFallback, DecoderFallback.ExceptionFallback);
+        }
+        catch (ArgumentException)
+        {
+            return (body, Problems.Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
+                $"unsupported charset '{Truncate(charset)}'; send the JSON as UTF-8 (or UTF-16, UTF-32)", "body"));
+        }
+        try
+        {
+            var text = encoding.GetString(body);
+            return (Encoding.UTF8.GetBytes(text.StartsWith('\uFEFF') ? text[1..] : text), null);
+        }
+        catch (DecoderFallbackException)
+        {
+            return (body, Problems.BadParameter("body", $"the body is not valid {encoding.WebName}, as its Content-Type charset says"));
+        }
     }
 
     private static ProblemHttpResult TooLarge(long maxBody) =>

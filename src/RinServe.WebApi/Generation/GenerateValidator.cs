@@ -32,6 +32,15 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
         valid = null;
         string? Get(string name) => input.TryGetValue(name, out var v) ? v.Trim() : null;
 
+        // .NET number parsing skips trailing NULs ("7\0" reads as 7): no parameter may hold a control character.
+        foreach (var name in Names)
+        {
+            if (input.TryGetValue(name, out var text) && text.Any(char.IsControl))
+            {
+                return new(name, $"{name} must not contain control characters (such as %00 or a line break)");
+            }
+        }
+
         if (ResolveModel(Get("res"), Get("model"), out var model) is { } modelError)
         {
             return modelError;
@@ -86,6 +95,10 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
             if (!Schedules.TryParse(scheduleText, out var parsed, out var scheduleError))
             {
                 return new("schedule", $"{scheduleError}");
+            }
+            if (!Schedules.TryCheckSteps(parsed!, steps, out var stepsError))
+            {
+                return new("schedule", stepsError!);
             }
             schedule = parsed!.Text;
         }

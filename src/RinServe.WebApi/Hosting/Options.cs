@@ -113,7 +113,7 @@ public sealed class AuthOptions : IValidatableObject
     }
 }
 
-/// <summary>Per-caller rate limit of POST /generate (section <c>RateLimit</c>), keyed by API key, else client address.</summary>
+/// <summary>Per-caller rate limit of POST /generate (section <c>RateLimit</c>), keyed by a valid API key, else client address.</summary>
 public sealed class RateLimitOptions
 {
     public const string Section = "RateLimit";

@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.FileProviders;
@@ -39,7 +37,16 @@ public static class RinServeHost
     public static void AddProblemAnswers(this WebApplicationBuilder builder)
     {
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = c =>
-            c.ProblemDetails.Extensions.TryAdd("traceId", c.HttpContext.TraceIdentifier));
+        {
+            c.ProblemDetails.Extensions.TryAdd("traceId", c.HttpContext.TraceIdentifier);
+            // ASP.NET Core's defaults give a type to most statuses, but not to these two.
+            c.ProblemDetails.Type ??= c.ProblemDetails.Status switch
+            {
+                StatusCodes.Status413PayloadTooLarge => "https://tools.ietf.org/html/rfc9110#section-15.5.14",
+                StatusCodes.Status429TooManyRequests => "https://tools.ietf.org/html/rfc6585#section-4",
+                _ => null,
+            };
+        });
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
     }
 
@@ -87,8 +94,10 @@ public static class RinServeHost
                 {
                     return RateLimitPartition.GetNoLimiter("off");
                 }
-                var caller = ApiKeys.Presented(http.Request) is { } key
-                    ? "key:" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key)))
+                // Only a valid key earns its own window; any other key would be a fresh window for the asking.
+                var keys = http.RequestServices.GetRequiredService<ApiKeys>();
+                var caller = keys.Enabled && ApiKeys.Presented(http.Request) is { } key && keys.Match(key) is { } owner
+                    ? "key:" + owner
                     : "ip:" + http.Connection.RemoteIpAddress;
                 return RateLimitPartition.GetFixedWindowLimiter(caller, _ => new FixedWindowRateLimiterOptions
                 {
