@@ -3,7 +3,8 @@ test set, and used to score generated samples by class accuracy (a sample counts
 judge names the class it was generated for).
 
     /usr/bin/python3 -m training.classifier train        # writes training/judge/fmnist-cnn.pth
-    /usr/bin/python3 -m training.classifier judge models/fmnist-64.onnx   (via training.export --judge)
+    /usr/bin/python3 -m training.export models/... --judge               # judge a checkpoint (PyTorch sampler)
+    /usr/bin/python3 -m training.classifier folder DIR                   # judge the C# CLI's images in DIR
 """
 from __future__ import annotations
 
@@ -187,11 +188,45 @@ def judge_model(model, cfg: dict, per_class: int = 100, steps: int = 50, batch: 
     return out
 
 
+@torch.no_grad()
+def judge_folder(folder: str) -> dict:
+    """The same figures as judge_model, for images the C# sampler wrote (the CLI's <name>-c<class>-<i>.png
+    files, as the service makes them): class accuracy, FD to the reference test images beside the real
+    floor for as many real images, blockiness beside real images upsampled to the same size."""
+    from .sheet import load_cells
+    cells = load_cells(folder)
+    keys = sorted(cells)
+    labels = torch.tensor([c for c, _ in keys])
+    images = torch.stack([torch.from_numpy(cells[k].astype("float32") / 255)[None] for k in keys])
+    judge, block = load_judge(), Blockiness()
+    block.add(images)
+    x = to_judge_input(images)
+    per_class = len(keys) // 10
+    real_x, real_y, ref_x = real_split(per_class)
+    ref = features_of(judge, ref_x.float() / 255)
+    res = images.shape[-1]
+    up = F.interpolate(real_x.float() / 255, size=(res, res), mode="bilinear", align_corners=False).clamp(0, 1)
+    rblock = Blockiness()
+    rblock.add(up)
+    xr = to_judge_input(up)
+    return dict(resolution=res, samples=len(keys), accuracy=(judge(x).argmax(1) == labels).float().mean().item(),
+                fd=frechet_distance(pooled_features(judge, x), ref), blockiness=block.value(),
+                real_accuracy=(judge(xr).argmax(1) == real_y).float().mean().item(),
+                real_fd=frechet_distance(pooled_features(judge, xr), ref), real_blockiness=rblock.value())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["train"])
+    ap.add_argument("command", choices=["train", "folder"])
+    ap.add_argument("folder", nargs="?", help="folder: the CLI's images to judge")
     ap.add_argument("--epochs", type=int, default=6)
     args = ap.parse_args(argv)
+    if args.command == "folder":
+        r = judge_folder(args.folder)
+        print(f"{r['samples']} images at {r['resolution']} px: class accuracy {r['accuracy']:.4f} (real {r['real_accuracy']:.4f}), "
+              f"FD {r['fd']:.3f} (real {r['real_fd']:.3f}, ratio {r['fd'] / r['real_fd']:.2f}), "
+              f"blockiness {r['blockiness']:.3f} (real {r['real_blockiness']:.3f})")
+        return 0
     start = time.time()
     judge, acc = train_judge(args.epochs)
     os.makedirs(os.path.dirname(JUDGE_PATH), exist_ok=True)

@@ -336,3 +336,20 @@ def test_head_lattice_renders_a_lattice_image_exactly_as_the_data_was_made():
                           atol=1e-5)
     with pytest.raises(ValueError, match="head_lattice 20"):
         RINConfig(**{**TINY.to_dict(), "head": "overlap", "head_lattice": 20}).validate()
+
+
+def test_folder_judge_scores_real_images_like_real_images(tmp_path):
+    """classifier folder: the CLI's file names give the classes; real test images saved that way score
+    as real images do (same accuracy, FD at the floor's scale, no seams)."""
+    from PIL import Image
+    from training.classifier import judge_folder
+    from training.data import load_fashion_mnist
+    x, y, _ = load_fashion_mnist("test")
+    for c in range(10):
+        for i, k in enumerate(torch.nonzero(y == c).flatten()[-6:].tolist()):   # not the floor's first images
+            Image.fromarray(x[k, 0].numpy()).resize((64, 64), Image.BILINEAR).save(tmp_path / f"s-c{c}-{i}.png")
+    r = judge_folder(str(tmp_path))
+    assert r["samples"] == 60 and r["resolution"] == 64
+    assert r["accuracy"] >= 0.8
+    assert r["fd"] < 3 * r["real_fd"]
+    assert r["blockiness"] < 1.15
