@@ -9,6 +9,7 @@ judge names the class it was generated for).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -144,6 +145,14 @@ def real_split(per_class: int):
     return x[pick], y[pick], x[rest]
 
 
+@functools.lru_cache(maxsize=4)
+def reference(per_class: int):
+    """real_split's real images and labels, and the judge's features of its reference images: the same
+    for every weight of a guidance sweep, so computed once per sample count."""
+    real_x, real_y, ref_x = real_split(per_class)
+    return real_x, real_y, features_of(load_judge(), ref_x.float() / 255)
+
+
 @torch.no_grad()
 def features_of(judge: Judge, images01: torch.Tensor) -> torch.Tensor:
     return torch.cat([pooled_features(judge, to_judge_input(images01[i:i + 500])) for i in range(0, len(images01), 500)])
@@ -158,8 +167,7 @@ def judge_model(model, cfg: dict, per_class: int = 100, steps: int = 50, batch: 
     resolution, and (real=True) the same figures for as many real test images upsampled to R."""
     judge = load_judge()
     res = model.cfg.resolution
-    real_x, real_y, ref_x = real_split(per_class)
-    ref = features_of(judge, ref_x.float() / 255)
+    real_x, real_y, ref = reference(per_class)
     classes = torch.arange(model.cfg.num_classes).repeat_interleave(per_class)
     gen = torch.Generator().manual_seed(2024)
     hits, feats, block = 0, [], Blockiness()
@@ -201,9 +209,7 @@ def judge_folder(folder: str) -> dict:
     judge, block = load_judge(), Blockiness()
     block.add(images)
     x = to_judge_input(images)
-    per_class = len(keys) // 10
-    real_x, real_y, ref_x = real_split(per_class)
-    ref = features_of(judge, ref_x.float() / 255)
+    real_x, real_y, ref = reference(len(keys) // 10)
     res = images.shape[-1]
     up = F.interpolate(real_x.float() / 255, size=(res, res), mode="bilinear", align_corners=False).clamp(0, 1)
     rblock = Blockiness()
