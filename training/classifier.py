@@ -160,28 +160,34 @@ def features_of(judge: Judge, images01: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def judge_model(model, cfg: dict, per_class: int = 100, steps: int = 50, batch: int = 50, guidance: float = 0.0,
-                real: bool = True) -> dict:
+                real: bool = True, keep_per_class: int = 0, schedule: str = "cosine") -> dict:
     """The default request's images judged: per_class samples of each class (DDIM, cosine, 50 steps,
     the given guidance, seeds fixed), generated at the model's resolution. Returns class accuracy,
     FD of the judge's pooled features to the reference test images, blockiness at native
-    resolution, and (real=True) the same figures for as many real test images upsampled to R."""
+    resolution, and (real=True) the same figures for as many real test images upsampled to R.
+    keep_per_class > 0 also returns that many of each class's images (class-major) as "images"."""
     judge = load_judge()
     res = model.cfg.resolution
     real_x, real_y, ref = reference(per_class)
     classes = torch.arange(model.cfg.num_classes).repeat_interleave(per_class)
     gen = torch.Generator().manual_seed(2024)
-    hits, feats, block = 0, [], Blockiness()
+    hits, feats, block, kept = 0, [], Blockiness(), []
     for i in range(0, len(classes), batch):
         c = classes[i:i + batch]
-        imgs = sample(model, c, steps=steps, schedule=Schedule("cosine"), input_scale=cfg["input_scale"],
+        imgs = sample(model, c, steps=steps, schedule=Schedule(schedule), input_scale=cfg["input_scale"],
                       prediction=cfg["prediction"], normalize_input=cfg["normalize_input"], generator=gen,
                       guidance=guidance, null_class=model.cfg.null_class)
         block.add(imgs)
+        if keep_per_class:
+            index = torch.arange(i, i + len(c)) % per_class < keep_per_class
+            kept.append(imgs[index])
         x = to_judge_input(imgs)
         hits += (judge(x).argmax(1) == c).sum().item()
         feats.append(pooled_features(judge, x))
-    out = dict(resolution=res, guidance=guidance, samples=len(classes), accuracy=hits / len(classes),
+    out = dict(resolution=res, guidance=guidance, schedule=schedule, samples=len(classes), accuracy=hits / len(classes),
                fd=frechet_distance(torch.cat(feats), ref), blockiness=block.value())
+    if keep_per_class:
+        out["images"] = torch.cat(kept)
     if real:   # the same pipeline on real images: bilinear up to R, then the judge's own downsizing
         rblock, rfeats, rhits = Blockiness(), [], 0
         for i in range(0, len(real_x), batch):
