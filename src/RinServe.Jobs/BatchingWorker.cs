@@ -10,7 +10,9 @@ namespace RinServe.Jobs;
 /// Takes up to <c>Workers:MaxBatch</c> jobs of one model, runs each group of compatible jobs
 /// (equal <see cref="SamplerSettings"/>) as one sampler batch, reports progress per step and
 /// stores the results. On shutdown it finishes the batch it runs and hands back jobs it holds
-/// but has not started.
+/// but has not started. With a durable queue (Redis) it stops taking jobs as soon as the process
+/// starts stopping (other workers take them); with the in-process queue it keeps working while
+/// the host drains, and stops when the host stops it.
 /// </summary>
 public sealed class BatchingWorker(
     IJobQueue queue,
@@ -18,15 +20,26 @@ public sealed class BatchingWorker(
     IOptions<WorkersOptions> options,
     JobMetrics metrics,
     TimeProvider time,
+    IHostApplicationLifetime lifetime,
     ILogger<BatchingWorker> logger) : BackgroundService
 {
     private readonly WorkersOptions _options = options.Value;
 
+    /// <summary>Fires when the host's shutdown timeout runs out while a batch still runs.</summary>
+    private readonly CancellationTokenSource _abort = new();
+
+    /// <summary>How long, after the shutdown timeout, the worker waits for a batch to stop at its next step and hand back its jobs.</summary>
+    private static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(5);
+
     /// <summary>This worker's consumer name in the Redis consumer group; unique per process.</summary>
     public string Consumer { get; } = $"{Environment.MachineName}-{Environment.ProcessId}-{JobId.New()[..6]}";
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override async Task ExecuteAsync(CancellationToken hostStopping)
     {
+        using var stopTaking = queue.Durable
+            ? CancellationTokenSource.CreateLinkedTokenSource(hostStopping, lifetime.ApplicationStopping)
+            : CancellationTokenSource.CreateLinkedTokenSource(hostStopping);
+        var stoppingToken = stopTaking.Token;
         var models = generator.Models;
         if (models.Count == 0)
         {
@@ -55,17 +68,65 @@ public sealed class BatchingWorker(
                 await DelayQuietly(_options.ErrorBackoff, stoppingToken);
                 continue;
             }
-            var groups = taken.GroupBy(j => j.Job.Spec.Settings).ToList();
-            for (var g = 0; g < groups.Count; g++)
+            var batches = PlanBatches(taken, _options.MaxBatchRows);
+            for (var b = 0; b < batches.Count; b++)
             {
                 if (stoppingToken.IsCancellationRequested)
                 {
-                    await HandBackAsync(groups.Skip(g).SelectMany(x => x));
+                    await HandBackAsync(batches.Skip(b).SelectMany(x => x));
                     break;
                 }
-                await RunBatchAsync(model, groups[g].Key, [.. groups[g]]);
+                await RunBatchAsync(model, batches[b][0].Job.Spec.Settings, batches[b]);
             }
         }
+    }
+
+    /// <summary>
+    /// A running batch is finished (no work thrown away) as long as the host's shutdown timeout allows. When that runs
+    /// out first, the batch stops at its next step and its jobs go back to the queue, instead of the process exiting
+    /// under a batch that still uses the model and the connection.
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await using var timedOut = cancellationToken.Register(_abort.Cancel);
+        await base.StopAsync(cancellationToken);
+        if (ExecuteTask is { IsCompleted: false } running)
+        {
+            await Task.WhenAny(running, Task.Delay(AbortGrace, CancellationToken.None));
+        }
+    }
+
+    public override void Dispose()
+    {
+        _abort.Dispose();
+        base.Dispose();
+    }
+
+    /// <summary>
+    /// Jobs taken together, as sampler batches in the order taken: only jobs with equal settings share a batch, and a
+    /// batch holds at most <paramref name="maxRows"/> network rows unless a single job alone has more.
+    /// </summary>
+    public static IReadOnlyList<IReadOnlyList<LeasedJob>> PlanBatches(IEnumerable<LeasedJob> taken, int maxRows)
+    {
+        var batches = new List<IReadOnlyList<LeasedJob>>();
+        foreach (var group in taken.GroupBy(j => j.Job.Spec.Settings))
+        {
+            var batch = new List<LeasedJob>();
+            var rows = 0;
+            foreach (var job in group)
+            {
+                if (batch.Count > 0 && rows + job.Job.Spec.NetworkRows > maxRows)
+                {
+                    batches.Add(batch);
+                    batch = [];
+                    rows = 0;
+                }
+                batch.Add(job);
+                rows += job.Job.Spec.NetworkRows;
+            }
+            batches.Add(batch);
+        }
+        return batches;
     }
 
     private async Task RunBatchAsync(string model, SamplerSettings settings, IReadOnlyList<LeasedJob> jobs)
@@ -95,8 +156,9 @@ public sealed class BatchingWorker(
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = ids, ["Model"] = model });
         var requests = running.SelectMany(j => j.Job.Spec.ImageRequests()).ToList();
         var canceled = new HashSet<string>(StringComparer.Ordinal);
-        // Not linked to shutdown: a batch that started is finished, so no work is thrown away.
-        using var cancel = new CancellationTokenSource();
+        // Not linked to shutdown: a batch that started is finished, so no work is thrown away, unless the
+        // host's shutdown timeout runs out first (StopAsync).
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(_abort.Token);
         using var stopHeartbeat = new CancellationTokenSource();
         var previews = new BatchPreviews(running);
         var heartbeat = HeartbeatAsync(running, canceled, previews, cancel, stopHeartbeat.Token);
@@ -123,6 +185,11 @@ public sealed class BatchingWorker(
                     logger.LogInformation("Job {JobId} had already finished (canceled or completed elsewhere); result dropped", job.Id);
                 }
             }
+        }
+        catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+        {
+            logger.LogWarning("Shutdown timeout reached mid-batch: stopped at a step boundary; handing its jobs back");
+            await HandBackAsync(running);
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {

@@ -9,6 +9,12 @@ namespace RinServe.Jobs;
 /// </summary>
 public interface IJobQueue
 {
+    /// <summary>
+    /// True when accepted jobs outlive this process (Redis): on shutdown a worker may stop taking jobs at once and
+    /// leave the rest to other workers. False for the in-process queue, whose jobs end with the process.
+    /// </summary>
+    bool Durable { get; }
+
     /// <summary>Queues a job, unless the model's queue is full or the idempotency key was used before.</summary>
     Task<EnqueueResult> EnqueueAsync(JobSpec spec, IdempotencyClaim? idempotency, CancellationToken ct = default);
 

@@ -18,6 +18,27 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
     private readonly Dictionary<string, (string Id, string Fingerprint, DateTimeOffset Expires)> _idempotency = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Channel<string>> _queues = new(StringComparer.Ordinal);
     private long _sequence;
+    private bool _accepting = true;
+
+    public bool Durable => false;
+
+    /// <summary>From now on every enqueue answers <see cref="EnqueueStatus.ShuttingDown"/>; jobs already accepted still run.</summary>
+    public void StopAccepting()
+    {
+        lock (_gate)
+        {
+            _accepting = false;
+        }
+    }
+
+    /// <summary>Jobs queued or running, of every model: what a shutdown drain waits for.</summary>
+    public int Unfinished()
+    {
+        lock (_gate)
+        {
+            return _jobs.Values.Count(e => !e.Record.IsTerminal);
+        }
+    }
 
     private sealed class Entry(JobRecord record, long sequence, DateTimeOffset expires)
     {
@@ -47,6 +68,10 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
                 return Task.FromResult(seen.Fingerprint == idempotency!.Fingerprint
                     ? new EnqueueResult(EnqueueStatus.Existing, WithPosition(earlier))
                     : new EnqueueResult(EnqueueStatus.IdempotencyConflict, WithPosition(earlier)));
+            }
+            if (!_accepting)
+            {
+                return Task.FromResult(new EnqueueResult(EnqueueStatus.ShuttingDown, null, _options.QueueFullRetryAfter));
             }
             var depth = CountActive(spec.Model);
             if (depth >= _options.MaxQueueLength)

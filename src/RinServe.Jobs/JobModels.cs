@@ -29,6 +29,13 @@ public sealed record JobSpec(
     [JsonIgnore]
     public SamplerSettings Settings => new(Steps, Sampler, Schedule, Guidance);
 
+    /// <summary>
+    /// Rows of the network's batch this job adds at every step: its images, twice over with classifier-free guidance
+    /// (a conditional and an unconditional pass). A batch's step cost grows with its rows.
+    /// </summary>
+    [JsonIgnore]
+    public int NetworkRows => Count * (Guidance > 0 ? 2 : 1);
+
     /// <summary>The sampler requests of this job, one per image.</summary>
     public IEnumerable<ImageRequest> ImageRequests() =>
         Enumerable.Range(0, Count).Select(k => new ImageRequest(ClassId, unchecked(Seed + (ulong)k)));
@@ -77,6 +84,8 @@ public enum EnqueueStatus
     IdempotencyConflict,
     /// <summary>The model's queue is at <c>Jobs:MaxQueueLength</c>.</summary>
     QueueFull,
+    /// <summary>The process is draining for shutdown and takes no new jobs (in-process queue only).</summary>
+    ShuttingDown,
 }
 
 public sealed record EnqueueResult(EnqueueStatus Status, JobRecord? Job, TimeSpan? RetryAfter = null);

@@ -73,6 +73,15 @@ public sealed class WorkersOptions
     [Range(1, 256)]
     public int MaxBatch { get; set; } = 4;
 
+    /// <summary>
+    /// Most network rows per sampler step in one batch: images, counted twice when guided (<see cref="JobSpec.NetworkRows"/>).
+    /// Jobs taken together are split into batches under it; a job larger than it runs alone. With
+    /// <c>Sampling:MaxImagesPerRequest</c> it bounds the longest batch at max(MaxBatchRows, 2 x MaxImagesPerRequest) rows
+    /// x <c>Sampling:MaxSteps</c> steps, which the shutdown timeout must cover (docs/DEPLOY.md).
+    /// </summary>
+    [Range(1, 1024)]
+    public int MaxBatchRows { get; set; } = 8;
+
     /// <summary>After the first job, how long a worker waits for more to fill a batch.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:00:10")]
     public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.FromMilliseconds(20);

@@ -21,6 +21,8 @@ namespace RinServe.Jobs;
 /// </summary>
 public sealed class RedisJobQueue : IJobQueue
 {
+    public bool Durable => true;
+
     private const string Group = "workers";
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -94,12 +96,14 @@ public sealed class RedisJobQueue : IJobQueue
     {
         await EnsureGroupAsync(spec.Model, ct).ConfigureAwait(false);
         var id = JobId.New();
+        var createdAt = _time.GetUtcNow();
         var stream = StreamKey(spec.Model);
         RedisKey idemKey = idempotency is null ? (RedisKey)(Prefix + "idem:none") : IdempotencyKey(spec.Owner, idempotency.Key);
         var result = (RedisResult[])(await Call(db => db.ScriptEvaluateAsync(EnqueueScript,
             [stream, JobKey(id), idemKey],
             [
-                _options.MaxQueueLength, id, JsonSerializer.Serialize(spec, Json), NowMs(), Seconds(_options.JobTtl),
+                _options.MaxQueueLength, id, JsonSerializer.Serialize(spec, Json),
+                createdAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture), Seconds(_options.JobTtl),
                 idempotency?.Fingerprint ?? "", idempotency is null ? "0" : "1", Seconds(_options.ResultTtl), WakeChannel(spec.Model),
             ]), ct).ConfigureAwait(false))!;
         var outcome = (string)result[0]!;
@@ -120,9 +124,24 @@ public sealed class RedisJobQueue : IJobQueue
                 return new EnqueueResult(EnqueueStatus.QueueFull, null, _options.QueueFullRetryAfter);
             default:
                 _metrics.SetDepth(spec.Model, long.Parse(detail, CultureInfo.InvariantCulture));
-                var job = await GetAsync(id, ct).ConfigureAwait(false)
-                    ?? throw new InvalidOperationException($"Job {id} vanished right after it was queued.");
-                return new EnqueueResult(EnqueueStatus.Created, job);
+                return new EnqueueResult(EnqueueStatus.Created, await ReadBackAsync(id, spec, createdAt, ct).ConfigureAwait(false));
+        }
+    }
+
+    /// <summary>
+    /// The job just queued, with its queue position. The job exists from the script on, so if Redis goes away before
+    /// this second read the caller still gets the job (position unknown) rather than an error that invites a duplicate.
+    /// </summary>
+    private async Task<JobRecord> ReadBackAsync(string id, JobSpec spec, DateTimeOffset createdAt, CancellationToken ct)
+    {
+        try
+        {
+            return await GetAsync(id, ct).ConfigureAwait(false)
+                ?? throw new InvalidOperationException($"Job {id} vanished right after it was queued.");
+        }
+        catch (QueueUnavailableException)
+        {
+            return new JobRecord(id, spec, JobState.Queued, createdAt, null, null, 0, null, null, 0, 0);
         }
     }
 
@@ -473,9 +492,10 @@ public sealed class RedisJobQueue : IJobQueue
                     [step, Prefix + "ev:" + job.Id, ImageBlob.Encode(preview), Seconds(_options.ResultTtl)], CommandFlags.FireAndForget);
             }
         }
-        catch (Exception ex) when (RedisResilience.IsUnavailable(ex))
+        catch (Exception ex) when (RedisResilience.IsUnavailable(ex) || ex is ObjectDisposedException)
         {
-            // Redis is away (fail-fast backlog throws at once): progress is not worth failing the batch.
+            // Redis is away (fail-fast backlog throws at once), or the process is past its shutdown timeout and the
+            // connection is gone: progress is not worth failing the batch.
         }
     }
 

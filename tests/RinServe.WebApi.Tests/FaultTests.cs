@@ -127,4 +127,44 @@ public sealed class FaultTests
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/healthz/ready")).StatusCode);
     }
+
+    [Fact]
+    public async Task A_wait_cut_short_by_a_redis_outage_answers_202_with_the_accepted_job_not_503()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var prefix = $"wait{Guid.NewGuid():N}:";
+        await using var factory = new RinServeFactory(new Dictionary<string, string?>
+        {
+            ["RinServe:Redis"] = redis.ConnectionString,
+            ["Jobs:KeyPrefix"] = prefix,
+            // The 20000-step batch is still running when the test ends: stop it at the next step instead of waiting 30 s.
+            ["shutdownTimeoutSeconds"] = "2",
+            ["Jobs:RedisBreakDuration"] = "00:00:01",
+            ["Jobs:RedisAttemptTimeout"] = "00:00:00.500",
+            ["Workers:ErrorBackoff"] = "00:00:00.200",
+        });
+        var client = factory.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=1&steps=20000");
+        request.Headers.Add("Prefer", "wait=60");
+        var waiting = client.SendAsync(request);
+        // Redis goes away only once the job is accepted (its stream entry exists) and the request is waiting on it.
+        await using (var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString))
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (await connection.GetDatabase().StreamLengthAsync(prefix + "q:tiny") == 0 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(20);
+            }
+        }
+        await Task.Delay(300);
+        Assert.False(waiting.IsCompleted);
+
+        await redis.StopAsync();
+        var response = await waiting.WaitAsync(TimeSpan.FromSeconds(30));
+        // The job was accepted before Redis went away: the caller learns its id instead of a 503 that invites a duplicate.
+        Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        var id = response.Headers.GetValues("X-Job-Id").Single();
+        Assert.Equal($"/jobs/{id}", response.Headers.Location?.OriginalString);
+        Assert.Equal(id, (await response.Json()).GetProperty("id").GetString());
+    }
 }

@@ -20,6 +20,8 @@ public sealed class RinServeFactory(IReadOnlyDictionary<string, string?> setting
             ["Workers:PollInterval"] = "00:00:00.005",
             ["Workers:HeartbeatInterval"] = "00:00:00.100",
             ["Workers:MaxBatchDelay"] = "00:00:00.005",
+            // Tests leave long jobs running; the shutdown drain has its own tests (ShutdownTests).
+            ["RinServe:ShutdownDrainTimeout"] = "00:00:01",
             ["Jobs:KeyPrefix"] = $"t{Guid.NewGuid():N}:",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:Console:FormatterName"] = "simple",

@@ -93,6 +93,28 @@ public sealed class ServiceProcess : IAsyncDisposable
         throw new TimeoutException($"{Name} not healthy at {path} within {timeout}:\n{Output}");
     }
 
+    /// <summary>SIGTERM, as Kubernetes or docker stop send it: the host shuts down gracefully.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
+    /// <summary>The exit code once the process ended, or null when it is still running after <paramref name="timeout"/>.</summary>
+    public async Task<int?> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+            return _process.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>SIGKILL: no shutdown hooks run, as when a pod or machine dies.</summary>
     public void Kill()
     {

@@ -19,6 +19,8 @@ public sealed class ShutdownTests
             ["Workers:MaxBatch"] = "4",
             // Long enough that both jobs arrive in one take; their settings differ, so they run as two batches.
             ["Workers:MaxBatchDelay"] = "00:00:01",
+            // The running batch must finish inside the host's shutdown timeout, also on a loaded machine.
+            ["shutdownTimeoutSeconds"] = "180",
         });
         var client = factory.CreateClient();
         async Task<string> Submit(int steps)
@@ -57,5 +59,34 @@ public sealed class ShutdownTests
         Assert.Equal(1, await db.StreamLengthAsync(prefix + "q:tiny"));
         // Nothing is left pending on the stopped worker, so nobody waits for a visibility timeout.
         Assert.Equal(0, (await db.StreamPendingAsync(prefix + "q:tiny", "workers")).PendingMessageCount);
+    }
+
+    [Fact]
+    public async Task When_the_shutdown_timeout_runs_out_mid_batch_the_batch_stops_at_a_step_and_its_job_goes_back_to_the_queue()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var prefix = $"abort{Guid.NewGuid():N}:";
+        var factory = new RinServeFactory(new Dictionary<string, string?>
+        {
+            ["RinServe:Redis"] = redis.ConnectionString,
+            ["Jobs:KeyPrefix"] = prefix,
+            ["shutdownTimeoutSeconds"] = "1",
+        });
+        var client = factory.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=1&steps=20000");
+        request.Headers.Add("Prefer", "respond-async");
+        var id = (await client.SendAsync(request)).Headers.GetValues("X-Job-Id").Single();
+        await Http.WaitForStateAsync(client, id, "running");
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await factory.DisposeAsync();
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"stopping took {clock.Elapsed}");
+
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        var db = connection.GetDatabase();
+        // Handed back, not left "running" on a dead consumer until the visibility timeout.
+        Assert.Equal("queued", (string?)await db.HashGetAsync(prefix + "job:" + id, "state"));
+        Assert.Equal(0, (await db.StreamPendingAsync(prefix + "q:tiny", "workers")).PendingMessageCount);
+        Assert.Equal(1, await db.StreamLengthAsync(prefix + "q:tiny"));
     }
 }

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Net.Http.Headers;
 using Microsoft.Extensions.Options;
+using RinServe.Diffusion;
 using RinServe.Jobs;
 using RinServe.Onnx;
 using RinServe.WebApi.Generation;
@@ -55,6 +56,7 @@ public static class GenerateApi
         TimeProvider time,
         IOptions<SamplingOptions> sampling,
         IOptions<RinServeOptions> serve,
+        ShutdownDrain shutdown,
         ILoggerFactory loggers,
         CancellationToken ct)
     {
@@ -92,6 +94,10 @@ public static class GenerateApi
                 http.Response.Headers.RetryAfter = Seconds(result.RetryAfter ?? TimeSpan.FromSeconds(1));
                 return Problems.Problem(StatusCodes.Status429TooManyRequests, "Queue full",
                     $"the queue of model '{valid.Spec.Model}' is full; retry after {http.Response.Headers.RetryAfter} s");
+            case EnqueueStatus.ShuttingDown:
+                http.Response.Headers.RetryAfter = Seconds(result.RetryAfter ?? TimeSpan.FromSeconds(1));
+                return Problems.Problem(StatusCodes.Status503ServiceUnavailable, "Shutting down",
+                    $"this instance is finishing its accepted jobs before it stops and takes no new ones; retry after {http.Response.Headers.RetryAfter} s");
             case EnqueueStatus.IdempotencyConflict:
                 return Problems.Problem(StatusCodes.Status409Conflict, "Idempotency-Key reused",
                     "this Idempotency-Key was already used with other parameters", "Idempotency-Key",
@@ -115,7 +121,7 @@ public static class GenerateApi
             {
                 http.Response.Headers["Preference-Applied"] = $"wait={(int)wait.TotalSeconds}";
             }
-            job = await WaitAsync(queue, job, wait, ct);
+            job = await WaitAsync(queue, job, wait, shutdown.StopWatching, logger, ct);
         }
 
         SetJobHeaders(http.Response, job, 0);
@@ -125,7 +131,7 @@ public static class GenerateApi
         {
             case JobState.Succeeded when wantsJson:
                 return TypedResults.Ok(document);
-            case JobState.Succeeded when job.Spec.Count == 1 && await queue.GetImageAsync(job.Id, 0, ct) is { } pixels:
+            case JobState.Succeeded when job.Spec.Count == 1 && await TryGetImageAsync(queue, job.Id, ct) is { } pixels:
                 var bytes = ImageEncoder.Encode(pixels, job.Spec.Format, job.Spec, 0, valid.Model.Spec.ClassNames);
                 return TypedResults.File(bytes, ImageEncoder.ContentType(job.Spec.Format));
             case JobState.Succeeded:
@@ -141,9 +147,15 @@ public static class GenerateApi
         }
     }
 
-    private static async Task<JobRecord> WaitAsync(IJobQueue queue, JobRecord job, TimeSpan wait, CancellationToken ct)
+    /// <summary>
+    /// Follows the accepted job until it finishes, the wait is over, the process starts shutting down, or the queue
+    /// cannot be reached. The job exists whatever happens here, so every way out returns its last known state: the
+    /// caller gets 202 with its Location rather than an error that would make it submit a duplicate.
+    /// </summary>
+    private static async Task<JobRecord> WaitAsync(IJobQueue queue, JobRecord job, TimeSpan wait, CancellationToken stopWatching,
+        ILogger logger, CancellationToken ct)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct, stopWatching);
         timeout.CancelAfter(wait);
         try
         {
@@ -154,9 +166,26 @@ public static class GenerateApi
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            // Not done in time: the caller gets 202 and polls.
+            // Not done in time (or shutting down): the caller gets 202 and polls.
+        }
+        catch (QueueUnavailableException ex)
+        {
+            logger.LogWarning(ex, "Queue unreachable while waiting for an accepted job; answering 202 with its Location");
         }
         return job;
+    }
+
+    /// <summary>The finished job's image; null when it expired or the store cannot be reached (the document links to it).</summary>
+    private static async Task<GeneratedImage?> TryGetImageAsync(IJobQueue queue, string id, CancellationToken ct)
+    {
+        try
+        {
+            return await queue.GetImageAsync(id, 0, ct);
+        }
+        catch (QueueUnavailableException)
+        {
+            return null;
+        }
     }
 
     internal static void SetJobHeaders(HttpResponse response, JobRecord job, int index)

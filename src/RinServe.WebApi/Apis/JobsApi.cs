@@ -123,6 +123,7 @@ public static class JobsApi
         ModelRegistry registry,
         TimeProvider time,
         IOptions<SamplingOptions> sampling,
+        ShutdownDrain shutdown,
         CancellationToken ct)
     {
         var every = 0;
@@ -141,7 +142,8 @@ public static class JobsApi
         {
             await queue.RequestPreviewsAsync(job.Id, every, ct);
         }
-        return TypedResults.ServerSentEvents(Events(job!.Id, every > 0, queue, registry, time, ct));
+        // On shutdown the stream just ends: EventSource clients reconnect (through the load balancer, to an instance that stays).
+        return TypedResults.ServerSentEvents(Events(job!.Id, every > 0, queue, registry, time, ct).EndWhen(shutdown.StopWatching));
     }
 
     private static async IAsyncEnumerable<SseItem<JobDocument>> Events(

@@ -32,6 +32,17 @@ public sealed class RinServeOptions : IValidatableObject
     [Range(1024, 10 * 1024 * 1024)]
     public long MaxRequestBodyBytes { get; set; } = 64 * 1024;
 
+    /// <summary>
+    /// In-process queue only: on SIGTERM, how long the instance keeps running and serving the jobs it accepted before it
+    /// stops (it takes no new ones meanwhile). Keep it below the host's shutdown timeout (DOTNET_SHUTDOWNTIMEOUTSECONDS, 30 s).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan ShutdownDrainTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>In-process queue only: after the drain finished its jobs, how long their results stay fetchable.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan ShutdownResultGrace { get; set; } = TimeSpan.FromSeconds(5);
+
     public bool ServesApi => Role is ServiceRole.All or ServiceRole.Api;
     public bool RunsWorker => Role is ServiceRole.All or ServiceRole.Worker;
 

@@ -13,11 +13,15 @@ public sealed class ModelsReadyCheck(ModelRegistry registry) : IHealthCheck
             : HealthCheckResult.Unhealthy("no model loaded"));
 }
 
-/// <summary>Ready when the queue backend answers.</summary>
-public sealed class QueueReadyCheck(IJobQueue queue) : IHealthCheck
+/// <summary>Ready when the queue backend answers and the instance is not draining for shutdown.</summary>
+public sealed class QueueReadyCheck(IJobQueue queue, ShutdownDrain shutdown) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken ct = default)
     {
+        if (shutdown.Draining)
+        {
+            return HealthCheckResult.Unhealthy("shutting down");
+        }
         try
         {
             await queue.PingAsync(ct);

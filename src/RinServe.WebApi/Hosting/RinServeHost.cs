@@ -73,6 +73,8 @@ public static class RinServeHost
     public static void AddJobs(this WebApplicationBuilder builder, RinServeOptions settings)
     {
         builder.Services.AddJobQueue(builder.Configuration, settings.Redis);
+        builder.Services.AddSingleton<ShutdownDrain>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ShutdownDrain>());
         builder.Services.AddHostedService<QueueDepthSampler>();
         if (settings.RunsWorker)
         {

@@ -1,0 +1,136 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using RinServe.Testing;
+using StackExchange.Redis;
+
+namespace RinServe.WebApi.Tests;
+
+/// <summary>SIGTERM of a real service process with clients connected, for both queues (issue 14, defects 4 and 5).</summary>
+public sealed class SigtermTests
+{
+    private static Dictionary<string, string> Settings(params (string Key, string Value)[] extra)
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["RinServe__ModelsPath"] = TestModels.Folder,
+            ["Sampling__MaxSteps"] = "100000",
+            ["Onnx__IntraOpThreads"] = "1",
+            ["Onnx__WarmUp"] = "false",
+            ["RateLimit__Enabled"] = "false",
+            ["Workers__MaxBatch"] = "1",
+            ["Workers__HeartbeatInterval"] = "00:00:00.200",
+            ["DOTNET_SHUTDOWNTIMEOUTSECONDS"] = "60",
+            ["Logging__Console__FormatterName"] = "simple",
+            ["Logging__LogLevel__Default"] = "Information",
+        };
+        foreach (var (key, value) in extra)
+        {
+            settings[key] = value;
+        }
+        return settings;
+    }
+
+    private static async Task<string> SubmitAsync(HttpClient client, string query)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?" + query);
+        request.Headers.Add("Prefer", "respond-async");
+        var response = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        return response.Headers.GetValues("X-Job-Id").Single();
+    }
+
+    [Fact]
+    public async Task All_in_one_with_redis_stops_taking_jobs_ends_watchers_at_once_and_finishes_only_its_running_batch()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var prefix = $"term{Guid.NewGuid():N}:";
+        await using var service = ServiceProcess.Start("all", Settings(("RinServe__Redis", redis.ConnectionString), ("Jobs__KeyPrefix", prefix)));
+        await service.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60));
+        using var client = new HttpClient { BaseAddress = new Uri(service.Url), Timeout = TimeSpan.FromSeconds(120) };
+
+        // A job of a few seconds runs; three more wait behind it (MaxBatch 1).
+        var running = await SubmitAsync(client, "class=1&steps=3000");
+        var waiting = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            waiting.Add(await SubmitAsync(client, $"class=2&steps=5&seed={i}"));
+        }
+        await Http.WaitForStateAsync(client, running, "running");
+
+        // Clients of a queued job: a long poll (an idempotent retry of its POST with Prefer: wait) and an event stream.
+        var events = await client.SendAsync(new HttpRequestMessage(HttpMethod.Get, $"/jobs/{waiting[0]}/events"), HttpCompletionOption.ResponseHeadersRead);
+        var stream = new StreamReader(await events.Content.ReadAsStreamAsync());
+        var streamEnded = Task.Run(async () => { while (await stream.ReadLineAsync() is not null) { } });
+        using var poll = new HttpRequestMessage(HttpMethod.Post, "/generate?class=2&steps=5&seed=0");
+        poll.Headers.Add("Prefer", "wait=100");
+        poll.Headers.Add("Idempotency-Key", "sigterm-long-poll");
+        var longPoll = client.SendAsync(poll);
+        await Task.Delay(500);
+        Assert.False(longPoll.IsCompleted);
+        var batchesBefore = service.CountLines("Running batch");
+
+        var clock = Stopwatch.StartNew();
+        service.Terminate();
+        // The watchers are answered at once instead of holding the server's drain until the shutdown timeout.
+        var answer = await longPoll.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(HttpStatusCode.Accepted, answer.StatusCode);
+        Assert.NotNull(answer.Headers.Location);
+        await streamEnded.WaitAsync(TimeSpan.FromSeconds(10));
+        var exit = await service.WaitForExitAsync(TimeSpan.FromSeconds(50));
+        Assert.True(exit == 0, $"exit {exit?.ToString() ?? "none within 50 s"}:\n{service.Output}");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(50), $"took {clock.Elapsed}");
+
+        // It finished the batch it was running and started no other; nothing failed on a disposed connection.
+        Assert.Equal(batchesBefore, service.CountLines("Running batch"));
+        Assert.DoesNotContain("ObjectDisposedException", service.Output);
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        var db = connection.GetDatabase();
+        Assert.Equal("succeeded", (string?)await db.HashGetAsync(prefix + "job:" + running, "state"));
+        foreach (var id in waiting)
+        {
+            Assert.Equal("queued", (string?)await db.HashGetAsync(prefix + "job:" + id, "state"));
+        }
+        Assert.Equal(0, (await db.StreamPendingAsync(prefix + "q:tiny", "workers")).PendingMessageCount);
+    }
+
+    [Fact]
+    public async Task In_process_queue_drains_on_sigterm_refusing_new_jobs_and_serving_results_until_it_stops()
+    {
+        await using var service = ServiceProcess.Start("all", Settings(
+            ("RinServe__ShutdownDrainTimeout", "00:00:40"), ("RinServe__ShutdownResultGrace", "00:00:03")));
+        await service.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60));
+        using var client = new HttpClient { BaseAddress = new Uri(service.Url), Timeout = TimeSpan.FromSeconds(60) };
+        var accepted = new List<string> { await SubmitAsync(client, "class=1&steps=2000") };
+        for (var i = 0; i < 3; i++)
+        {
+            accepted.Add(await SubmitAsync(client, $"class={i}&steps=300&seed={i}"));
+        }
+        await Http.WaitForStateAsync(client, accepted[0], "running");
+
+        service.Terminate();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        HttpResponseMessage refused;
+        do
+        {
+            refused = await client.PostAsync("/generate?class=3&steps=5", null);
+        }
+        while (refused.StatusCode != HttpStatusCode.ServiceUnavailable && DateTime.UtcNow < deadline);
+        await Http.AssertProblemAsync(refused, HttpStatusCode.ServiceUnavailable, null);
+        Assert.True(refused.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await client.GetAsync("/healthz/ready")).StatusCode);
+
+        // Every job accepted before SIGTERM finishes, and its image can still be fetched.
+        foreach (var id in accepted)
+        {
+            await Http.WaitForStateAsync(client, id, "succeeded", TimeSpan.FromSeconds(40));
+            var image = await client.GetAsync($"/jobs/{id}/images/0");
+            Assert.Equal(HttpStatusCode.OK, image.StatusCode);
+            Assert.Equal("image/png", image.Content.Headers.ContentType?.MediaType);
+        }
+        var exit = await service.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(exit == 0, $"exit {exit?.ToString() ?? "none within 30 s"}:\n{service.Output}");
+        Assert.Contains("Every accepted job finished", service.Output);
+    }
+}
