@@ -5,27 +5,30 @@ using System.Net.Sockets;
 namespace RinServe.Testing;
 
 /// <summary>
-/// A real redis-server on a free loopback port, without persistence, in a temp dir.
+/// A real redis-server on a free loopback port in a temp dir: without persistence, or with an append-only file.
 /// Fails loudly when redis-server is missing: the test command installs it, so a skip would hide a broken setup.
 /// </summary>
 public sealed class RedisServer : IAsyncDisposable
 {
     private readonly string _dir;
+    private readonly string? _appendFsync;
     private Process? _process;
 
     public int Port { get; }
     public string ConnectionString => $"127.0.0.1:{Port},abortConnect=false,connectTimeout=2000,syncTimeout=2000,asyncTimeout=2000";
 
-    private RedisServer(int port, string dir)
+    private RedisServer(int port, string dir, string? appendFsync)
     {
         Port = port;
         _dir = dir;
+        _appendFsync = appendFsync;
     }
 
-    public static async Task<RedisServer> StartAsync()
+    /// <param name="appendFsync">null: no persistence; <c>everysec</c> or <c>always</c>: AOF with that fsync policy, kept across restarts.</param>
+    public static async Task<RedisServer> StartAsync(string? appendFsync = null)
     {
         var dir = Directory.CreateTempSubdirectory("rinserve-redis-").FullName;
-        var server = new RedisServer(FreePort(), dir);
+        var server = new RedisServer(FreePort(), dir, appendFsync);
         await server.StartProcessAsync();
         return server;
     }
@@ -53,7 +56,8 @@ public sealed class RedisServer : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = _dir,
         };
-        foreach (var arg in new[] { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", _dir, "--protected-mode", "yes" })
+        string[] persistence = _appendFsync is null ? ["--appendonly", "no"] : ["--appendonly", "yes", "--appendfsync", _appendFsync];
+        foreach (var arg in new[] { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--dir", _dir, "--protected-mode", "yes" }.Concat(persistence))
         {
             info.ArgumentList.Add(arg);
         }
@@ -96,6 +100,21 @@ public sealed class RedisServer : IAsyncDisposable
         if (_process is { HasExited: false } p)
         {
             p.Kill();
+            await p.WaitForExitAsync();
+        }
+        _process?.Dispose();
+        _process = null;
+    }
+
+    /// <summary>Stops the server gracefully (SIGTERM): with AOF it flushes the file first, as on a pod's rolling restart.</summary>
+    public async Task TerminateAsync()
+    {
+        if (_process is { HasExited: false } p)
+        {
+            using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync();
+            }
             await p.WaitForExitAsync();
         }
         _process?.Dispose();

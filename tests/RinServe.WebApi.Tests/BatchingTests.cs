@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Net;
 
 namespace RinServe.WebApi.Tests;
@@ -36,5 +37,34 @@ public sealed class BatchingTests
         Assert.True(batch.Max(j => j.Started) < batch.Min(j => j.Finished), "the compatible jobs did not run as one batch");
         var odd = jobs[4];
         Assert.True(odd.Started >= batch.Max(j => j.Finished) || odd.Finished <= batch.Min(j => j.Started), "the incompatible job ran inside the batch");
+    }
+
+    [Fact]
+    public async Task Canceling_one_member_of_a_running_batch_leaves_the_others_to_finish()
+    {
+        await using var factory = new RinServeFactory(new Dictionary<string, string?>
+        {
+            ["Workers:MaxBatch"] = "4",
+            ["Workers:MaxBatchDelay"] = "00:00:01",
+        });
+        var client = factory.CreateClient();
+        var responses = await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class={i}&steps=3000&seed={i}");
+            request.Headers.Add("Prefer", "respond-async");
+            return client.SendAsync(request);
+        }));
+        var ids = responses.Select(r => r.Headers.GetValues("X-Job-Id").Single()).ToList();
+        foreach (var id in ids)
+        {
+            await Http.WaitForStateAsync(client, id, "running");
+        }
+        Assert.Equal(HttpStatusCode.OK, (await client.DeleteAsync($"/jobs/{ids[1]}")).StatusCode);
+
+        Assert.Equal("canceled", (await Http.WaitForStateAsync(client, ids[1], "canceled")).GetProperty("status").GetString());
+        await Http.WaitForStateAsync(client, ids[0], "succeeded", TimeSpan.FromSeconds(120));
+        await Http.WaitForStateAsync(client, ids[2], "succeeded", TimeSpan.FromSeconds(120));
+        Assert.Equal("canceled", (await client.GetFromJsonAsync<System.Text.Json.JsonElement>($"/jobs/{ids[1]}")).GetProperty("status").GetString());
+        Assert.Equal(HttpStatusCode.Conflict, (await client.GetAsync($"/jobs/{ids[1]}/images/0")).StatusCode);
     }
 }

@@ -61,6 +61,8 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    public int Pid => _process.Id;
+
     public string Output => string.Join('\n', _lines);
 
     public int CountLines(string text) => _lines.Count(l => l.Contains(text, StringComparison.Ordinal));

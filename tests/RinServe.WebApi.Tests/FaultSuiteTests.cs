@@ -1,0 +1,217 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using RinServe.Testing;
+using StackExchange.Redis;
+using Xunit.Abstractions;
+
+namespace RinServe.WebApi.Tests;
+
+/// <summary>
+/// Issue 14's fault suite against real processes and a real redis-server. Each test prints its figures (requests by status,
+/// jobs accepted and completed, duplicates, recovery time, memory) for bench/RELIABILITY.md.
+/// </summary>
+public sealed class FaultSuiteTests(ITestOutputHelper output)
+{
+    private static Dictionary<string, string> Settings(string role, RedisServer? redis, string prefix, params (string Key, string Value)[] extra)
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["RinServe__Role"] = role,
+            ["RinServe__ModelsPath"] = TestModels.Folder,
+            ["Jobs__KeyPrefix"] = prefix,
+            ["Jobs__VisibilityTimeout"] = "00:00:03",
+            ["Jobs__ReclaimInterval"] = "00:00:00.250",
+            ["Jobs__RedisBreakDuration"] = "00:00:01",
+            ["Jobs__RedisAttemptTimeout"] = "00:00:00.500",
+            ["Workers__HeartbeatInterval"] = "00:00:00.250",
+            ["Workers__ErrorBackoff"] = "00:00:00.200",
+            ["Onnx__IntraOpThreads"] = "1",
+            ["Onnx__WarmUp"] = "false",
+            ["RateLimit__Enabled"] = "false",
+            ["Logging__Console__FormatterName"] = "simple",
+            ["Logging__LogLevel__Default"] = "Information",
+        };
+        if (redis is not null)
+        {
+            settings["RinServe__Redis"] = redis.ConnectionString;
+        }
+        foreach (var (key, value) in extra)
+        {
+            settings[key] = value;
+        }
+        return settings;
+    }
+
+    private static async Task<HttpResponseMessage> PostAsync(HttpClient client, string query)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?" + query);
+        request.Headers.Add("Prefer", "respond-async");
+        return await client.SendAsync(request);
+    }
+
+    private static async Task WaitAllAsync(HttpClient client, IEnumerable<string> ids, string state, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        foreach (var id in ids)
+        {
+            await Http.WaitForStateAsync(client, id, state, deadline - DateTime.UtcNow);
+        }
+    }
+
+    private static long RssBytes(int pid)
+    {
+        var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+    }
+
+    [Theory]
+    [InlineData("SIGTERM", "everysec")]
+    [InlineData("SIGKILL", "always")]
+    public async Task Redis_restart_with_aof_under_a_steady_trickle_loses_no_accepted_job_and_runs_none_twice(string signal, string fsync)
+    {
+        await using var redis = await RedisServer.StartAsync(fsync);
+        var prefix = $"aof{Guid.NewGuid():N}:";
+        await using var api = ServiceProcess.Start("api", Settings("api", redis, prefix));
+        await using var worker = ServiceProcess.Start("worker", Settings("worker", redis, prefix));
+        await Task.WhenAll(api.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60)), worker.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60)));
+        using var client = new HttpClient { BaseAddress = new Uri(api.Url), Timeout = TimeSpan.FromSeconds(10) };
+
+        var accepted = new List<string>();
+        var statuses = new Dictionary<int, int>();
+        var clock = Stopwatch.StartNew();
+        TimeSpan? down = null, up = null, firstAcceptAfter = null;
+        for (var i = 0; clock.Elapsed < TimeSpan.FromSeconds(9); i++)
+        {
+            if (down is null && clock.Elapsed > TimeSpan.FromSeconds(2))
+            {
+                down = clock.Elapsed;
+                await (signal == "SIGTERM" ? redis.TerminateAsync() : redis.StopAsync());
+                await Task.Delay(1000);
+                await redis.StartProcessAsync();
+                up = clock.Elapsed;
+            }
+            var response = await PostAsync(client, $"class={i % 10}&steps=20&seed={i}");
+            statuses[(int)response.StatusCode] = statuses.GetValueOrDefault((int)response.StatusCode) + 1;
+            if (response.StatusCode == HttpStatusCode.Accepted)
+            {
+                accepted.Add(response.Headers.GetValues("X-Job-Id").Single());
+                if (up is not null && firstAcceptAfter is null)
+                {
+                    firstAcceptAfter = clock.Elapsed - up;
+                }
+            }
+            else
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+                Assert.True(response.Headers.RetryAfter?.Delta > TimeSpan.Zero, "a 503 without Retry-After");
+            }
+            await Task.Delay(100);
+        }
+
+        await WaitAllAsync(client, accepted, "succeeded", TimeSpan.FromSeconds(90));
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        var completions = (await connection.GetDatabase().ListRangeAsync(prefix + "completions")).Select(v => (string)v!).ToList();
+        var duplicates = completions.Count - completions.Distinct().Count();
+        output.WriteLine($"Redis {signal} (appendfsync {fsync}) under a trickle: {statuses.Values.Sum()} requests, " +
+            string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{s.Value} x {s.Key}")) +
+            $"; {accepted.Count} accepted, {accepted.Count} succeeded, {duplicates} completed twice; " +
+            $"first 202 {firstAcceptAfter?.TotalSeconds:F1} s after Redis was back (outage {((up - down) ?? TimeSpan.Zero).TotalSeconds:F1} s)");
+        Assert.Equal(0, duplicates);
+        Assert.True(accepted.Count > 20, $"only {accepted.Count} accepted");
+        Assert.NotNull(firstAcceptAfter);
+    }
+
+    [Fact]
+    public async Task Overload_at_ten_times_the_queue_bound_gets_429_with_retry_after_memory_stays_bounded_and_accepted_jobs_finish()
+    {
+        const int bound = 10;
+        await using var service = ServiceProcess.Start("all", Settings("all", null, "", ("Jobs__MaxQueueLength", bound.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+        await service.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60));
+        using var client = new HttpClient { BaseAddress = new Uri(service.Url), Timeout = TimeSpan.FromSeconds(30) };
+        // Warm up, then the baseline.
+        await WaitAllAsync(client, [(await PostAsync(client, "class=1&steps=5")).Headers.GetValues("X-Job-Id").Single()], "succeeded", TimeSpan.FromSeconds(30));
+        var before = RssBytes(service.Pid);
+
+        var accepted = new List<string>();
+        var statuses = new Dictionary<int, int>();
+        for (var wave = 0; wave < 10; wave++)
+        {
+            var responses = await Task.WhenAll(Enumerable.Range(0, 10 * bound).Select(i => PostAsync(client, $"class={i % 10}&steps=200&seed={wave * 1000 + i}")));
+            foreach (var response in responses)
+            {
+                statuses[(int)response.StatusCode] = statuses.GetValueOrDefault((int)response.StatusCode) + 1;
+                if (response.StatusCode == HttpStatusCode.Accepted)
+                {
+                    accepted.Add(response.Headers.GetValues("X-Job-Id").Single());
+                }
+                else
+                {
+                    await Http.AssertProblemAsync(response, HttpStatusCode.TooManyRequests, null);
+                    Assert.True(response.Headers.RetryAfter?.Delta > TimeSpan.Zero, "a 429 without Retry-After");
+                }
+            }
+        }
+        var peak = RssBytes(service.Pid);
+        await WaitAllAsync(client, accepted, "succeeded", TimeSpan.FromSeconds(120));
+        var after = RssBytes(service.Pid);
+        output.WriteLine($"Overload, queue bound {bound}, 10 waves of {10 * bound}: " +
+            string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{s.Value} x {s.Key}")) +
+            $"; {accepted.Count} accepted and succeeded; RSS {before >> 20} MB before, {peak >> 20} MB at the peak, {after >> 20} MB after");
+        Assert.True(statuses.GetValueOrDefault(429) > 0, "no request was refused");
+        Assert.True(accepted.Count >= bound, $"only {accepted.Count} accepted");
+        Assert.True(peak < before + (200L << 20), $"memory grew from {before >> 20} MB to {peak >> 20} MB under overload");
+    }
+
+    [Fact]
+    public async Task Sigterm_of_the_api_and_of_the_worker_with_clients_connected_loses_no_job()
+    {
+        await using var redis = await RedisServer.StartAsync("everysec");
+        var prefix = $"roles{Guid.NewGuid():N}:";
+        var apiSettings = Settings("api", redis, prefix);
+        var workerSettings = Settings("worker", redis, prefix, ("Workers__MaxBatch", "1"));
+        await using var api = ServiceProcess.Start("api", apiSettings);
+        await using var other = ServiceProcess.Start("api-2", apiSettings);
+        await using var worker = ServiceProcess.Start("worker", workerSettings);
+        await Task.WhenAll(api.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60)), other.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60)),
+            worker.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60)));
+        using var client = new HttpClient { BaseAddress = new Uri(api.Url), Timeout = TimeSpan.FromSeconds(60) };
+        using var client2 = new HttpClient { BaseAddress = new Uri(other.Url), Timeout = TimeSpan.FromSeconds(60) };
+        var ids = new List<string> { (await PostAsync(client, "class=1&steps=3000")).Headers.GetValues("X-Job-Id").Single() };
+        for (var i = 0; i < 4; i++)
+        {
+            ids.Add((await PostAsync(client, $"class={i}&steps=30&seed={i}")).Headers.GetValues("X-Job-Id").Single());
+        }
+        await Http.WaitForStateAsync(client, ids[0], "running");
+
+        // API: a long poll and an event stream are answered at once, and the process exits cleanly.
+        using var poll = new HttpRequestMessage(HttpMethod.Post, "/generate?class=7&steps=30");
+        poll.Headers.Add("Prefer", "wait=100");
+        var longPoll = client.SendAsync(poll);
+        var events = await client.GetAsync($"/jobs/{ids[1]}/events", HttpCompletionOption.ResponseHeadersRead);
+        var streamEnded = events.Content.ReadAsStringAsync();
+        await Task.Delay(500);
+        var clock = Stopwatch.StartNew();
+        api.Terminate();
+        var answer = await longPoll.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(HttpStatusCode.Accepted, answer.StatusCode);
+        ids.Add(answer.Headers.GetValues("X-Job-Id").Single());
+        await streamEnded.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(0, await api.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+        var apiStop = clock.Elapsed;
+
+        // Worker, mid-batch: it finishes the running job, starts no other, and exits; a new worker finishes the rest.
+        clock.Restart();
+        var batches = worker.CountLines("Running batch");
+        worker.Terminate();
+        Assert.Equal(0, await worker.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        var workerStop = clock.Elapsed;
+        Assert.Equal(batches, worker.CountLines("Running batch"));
+        Assert.Equal("succeeded", (await client2.GetFromJsonAsync<JsonElement>($"/jobs/{ids[0]}")).GetProperty("status").GetString());
+        await using var replacement = ServiceProcess.Start("worker-2", workerSettings);
+        await WaitAllAsync(client2, ids, "succeeded", TimeSpan.FromSeconds(90));
+        output.WriteLine($"SIGTERM with clients connected: api exited in {apiStop.TotalSeconds:F1} s (long poll answered 202, event stream ended); " +
+            $"worker exited in {workerStop.TotalSeconds:F1} s after finishing its running batch; all {ids.Count} jobs succeeded");
+    }
+}
