@@ -178,6 +178,10 @@ public static class GenerateApi
         var allowed = string.Join(", ", GenerateValidator.Names);
         foreach (var (name, values) in request.Query)
         {
+            if (string.IsNullOrWhiteSpace(name))
+            {
+                return (null, Problems.BadParameter("query", $"a query parameter has no name (as in '&=1'); allowed: {allowed}"));
+            }
             var key = name.ToLowerInvariant();
             if (!GenerateValidator.Names.Contains(key))
             {
@@ -242,6 +246,10 @@ public static class GenerateApi
                 {
                     return (null, Problems.BadParameter("body", "a field name of the body is not valid Unicode (a lone surrogate such as \\ud800, or invalid UTF-8)"));
                 }
+                if (string.IsNullOrWhiteSpace(propertyName))
+                {
+                    return (null, Problems.BadParameter("body", $"a field of the body has no name (as in {{\"\":1}}); allowed: {allowed}"));
+                }
                 var key = propertyName.ToLowerInvariant();
                 if (!GenerateValidator.Names.Contains(key))
                 {
@@ -299,8 +307,9 @@ public static class GenerateApi
         {
             encoding = Encoding.GetEncoding(charset, EncoderFallback.ExceptionFallback, DecoderFallback.ExceptionFallback);
         }
-        catch (ArgumentException)
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException)
         {
+            // NotSupportedException: a charset .NET knows but has disabled (UTF-7).
             return (body, Problems.Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
                 $"unsupported charset '{Truncate(charset)}'; send the JSON as UTF-8 (or UTF-16, UTF-32)", "body"));
         }
