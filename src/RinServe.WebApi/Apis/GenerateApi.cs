@@ -211,13 +211,22 @@ public static class GenerateApi
         using var buffer = new MemoryStream();
         var chunk = new byte[8192];
         int read;
-        while ((read = await request.Body.ReadAsync(chunk, ct)) > 0)
+        try
         {
-            if (buffer.Length + read > maxBody)
+            while ((read = await request.Body.ReadAsync(chunk, ct)) > 0)
             {
-                return (null, TooLarge(maxBody));
+                if (buffer.Length + read > maxBody)
+                {
+                    return (null, TooLarge(maxBody));
+                }
+                buffer.Write(chunk, 0, read);
             }
-            buffer.Write(chunk, 0, read);
+        }
+        catch (IOException ex) when (ex is not BadHttpRequestException)
+        {
+            // Kestrel reports a chunk size that overflows as a bare IOException ("Bad chunk size data."), not as the
+            // BadHttpRequestException of its other framing errors (those keep their status in ProblemExceptionHandler).
+            return (null, Problems.BadParameter("body", $"the body could not be read: {ex.Message}"));
         }
 
         var (json, charsetProblem) = ToUtf8(buffer.ToArray(), request.ContentType);
