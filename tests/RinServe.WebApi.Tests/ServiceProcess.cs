@@ -61,6 +61,9 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The OS process id (for reading <c>/proc/&lt;pid&gt;/status</c>).</summary>
+    public int ProcessId => _process.Id;
+
     public string Output => string.Join('\n', _lines);
 
     public int CountLines(string text) => _lines.Count(l => l.Contains(text, StringComparison.Ordinal));
