@@ -8,6 +8,7 @@
 # work on the machine cannot favour one row. Resumable: rerun to continue; STEPS=N changes the budget.
 #   training/ablate_input_scale.sh                 # about two hours on a 2-core CPU
 #   PER_CLASS=20 STEPS=100 training/ablate_input_scale.sh    # a quick look
+#   ROWS="b1 b0.5" PER_CLASS=50 training/ablate_input_scale.sh # some rows; samples judged per class (default 100)
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE
 py=/usr/bin/python3
@@ -28,12 +29,11 @@ judge() {  # row [inference schedule]
       | cut -c1-300
 }
 
-for b in 1 0.5 0.25; do
-  train "b$b" --set "input_scale=$b"
-  judge "b$b"
+for row in ${ROWS:-b1 b0.5 b0.25 shift}; do
+  case $row in
+    b*) train "$row" --set "input_scale=${row#b}"; judge "$row" ;;
+    shift) train shift --set "train_schedule=$shift_schedule"; judge shift "$shift_schedule"; judge shift ;;
+  esac
 done
-train shift --set "train_schedule=$shift_schedule"
-judge shift
-judge shift "$shift_schedule"
 stage table
 $py -m training.ablation table "$out" --sheets models/ablation

@@ -132,7 +132,7 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
         using var client = new HttpClient { BaseAddress = new Uri(service.Url), Timeout = TimeSpan.FromSeconds(30) };
         // Warm up, then the baseline.
         await WaitAllAsync(client, [(await PostAsync(client, "class=1&steps=5")).Headers.GetValues("X-Job-Id").Single()], "succeeded", TimeSpan.FromSeconds(30));
-        var before = RssBytes(service.Pid);
+        var before = RssBytes(service.ProcessId);
 
         var accepted = new List<string>();
         var statuses = new Dictionary<int, int>();
@@ -153,9 +153,9 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
                 }
             }
         }
-        var peak = RssBytes(service.Pid);
+        var peak = RssBytes(service.ProcessId);
         await WaitAllAsync(client, accepted, "succeeded", TimeSpan.FromSeconds(120));
-        var after = RssBytes(service.Pid);
+        var after = RssBytes(service.ProcessId);
         output.WriteLine($"Overload, queue bound {bound}, 10 waves of {10 * bound}: " +
             string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{s.Value} x {s.Key}")) +
             $"; {accepted.Count} accepted and succeeded; RSS {before >> 20} MB before, {peak >> 20} MB at the peak, {after >> 20} MB after");

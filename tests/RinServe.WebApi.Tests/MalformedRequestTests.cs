@@ -53,6 +53,10 @@ public sealed class MalformedRequestTests(InProcessService service) : IClassFixt
         { "POST", "/generate?class=1&n=5", null, null, null, 400, "n" },
         { "POST", "/generate?class=1&format=gif", null, null, null, 400, "format" },
         { "POST", "/generate?class=1&colour=red", null, null, null, 400, "colour" },
+        // A parameter with an empty name: the problem names where it is, not an empty string.
+        { "POST", "/generate?class=1&=2", null, null, null, 400, "query" },
+        { "POST", "/generate?class=1&%20=2", null, null, null, 400, "query" },
+        { "POST", "/generate", "{\"class\":1,\"\":2}", "application/json", null, 400, "body" },
         { "POST", "/generate", "{not json", "application/json", null, 400, "body" },
         { "POST", "/generate", "[1,2]", "application/json", null, 400, "body" },
         { "POST", "/generate", "{\"class\":1,\"steps\":true}", "application/json", null, 400, "steps" },
@@ -132,6 +136,15 @@ public sealed class MalformedRequestTests(InProcessService service) : IClassFixt
         await AssertBodyProblemAsync(Encoding.UTF8.GetBytes("{\"class\":1}"), "application/json; charset=klingon", HttpStatusCode.UnsupportedMediaType, "body");
         // An odd byte count cannot be UTF-16.
         await AssertBodyProblemAsync([0x7b, 0x00, 0x7d], "application/json; charset=utf-16", HttpStatusCode.BadRequest, "body");
+    }
+
+    [Theory]
+    [InlineData("utf-7")]
+    [InlineData("csUnicode11UTF7")]
+    public async Task Json_body_in_a_charset_that_dotnet_disabled_is_refused_not_a_500(string charset)
+    {
+        // Encoding.GetEncoding throws NotSupportedException, not ArgumentException, for UTF-7.
+        await AssertBodyProblemAsync(Encoding.UTF8.GetBytes("{\"class\":1}"), $"application/json; charset={charset}", HttpStatusCode.UnsupportedMediaType, "body");
     }
 
     private async Task AssertBodyProblemAsync(byte[] body, string contentType, HttpStatusCode status, string parameter)

@@ -61,7 +61,8 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public int Pid => _process.Id;
+    /// <summary>The OS process id (for reading <c>/proc/&lt;pid&gt;/status</c>).</summary>
+    public int ProcessId => _process.Id;
 
     public string Output => string.Join('\n', _lines);
 

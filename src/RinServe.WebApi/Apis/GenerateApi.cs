@@ -207,6 +207,10 @@ public static class GenerateApi
         var allowed = string.Join(", ", GenerateValidator.Names);
         foreach (var (name, values) in request.Query)
         {
+            if (string.IsNullOrWhiteSpace(name))
+            {
+                return (null, Problems.BadParameter("query", $"a query parameter has no name (as in '&=1'); allowed: {allowed}"));
+            }
             var key = name.ToLowerInvariant();
             if (!GenerateValidator.Names.Contains(key))
             {
@@ -236,13 +240,22 @@ public static class GenerateApi
         using var buffer = new MemoryStream();
         var chunk = new byte[8192];
         int read;
-        while ((read = await request.Body.ReadAsync(chunk, ct)) > 0)
+        try
         {
-            if (buffer.Length + read > maxBody)
+            while ((read = await request.Body.ReadAsync(chunk, ct)) > 0)
             {
-                return (null, TooLarge(maxBody));
+                if (buffer.Length + read > maxBody)
+                {
+                    return (null, TooLarge(maxBody));
+                }
+                buffer.Write(chunk, 0, read);
             }
-            buffer.Write(chunk, 0, read);
+        }
+        catch (IOException ex) when (ex is not BadHttpRequestException)
+        {
+            // Kestrel reports a chunk size that overflows as a bare IOException ("Bad chunk size data."), not as the
+            // BadHttpRequestException of its other framing errors (those keep their status in ProblemExceptionHandler).
+            return (null, Problems.BadParameter("body", $"the body could not be read: {ex.Message}"));
         }
 
         var (json, charsetProblem) = ToUtf8(buffer.ToArray(), request.ContentType);
@@ -270,6 +283,10 @@ public static class GenerateApi
                 if (!TryText(() => property.Name, out var propertyName))
                 {
                     return (null, Problems.BadParameter("body", "a field name of the body is not valid Unicode (a lone surrogate such as \\ud800, or invalid UTF-8)"));
+                }
+                if (string.IsNullOrWhiteSpace(propertyName))
+                {
+                    return (null, Problems.BadParameter("body", $"a field of the body has no name (as in {{\"\":1}}); allowed: {allowed}"));
                 }
                 var key = propertyName.ToLowerInvariant();
                 if (!GenerateValidator.Names.Contains(key))
@@ -328,8 +345,9 @@ public static class GenerateApi
         {
             encoding = Encoding.GetEncoding(charset, EncoderFallback.ExceptionFallback, DecoderFallback.ExceptionFallback);
         }
-        catch (ArgumentException)
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException)
         {
+            // NotSupportedException: a charset .NET knows but has disabled (UTF-7).
             return (body, Problems.Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
                 $"unsupported charset '{Truncate(charset)}'; send the JSON as UTF-8 (or UTF-16, UTF-32)", "body"));
         }

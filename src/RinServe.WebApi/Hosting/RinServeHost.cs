@@ -29,7 +29,13 @@ public static class RinServeHost
             .Validate(o => o.IntraOpThreads >= 0 && o.InterOpThreads >= 0 && o.GpuMemoryLimitBytes >= 0 && o.DeviceId >= 0, "Onnx thread counts, DeviceId and GpuMemoryLimitBytes must not be negative")
             .ValidateOnStart();
         var settings = config.GetSection(RinServeOptions.Section).Get<RinServeOptions>() ?? new RinServeOptions();
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = settings.MaxRequestBodyBytes);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            // Kestrel:Limits (RequestHeadersTimeout, KeepAliveTimeout, MaxConcurrentConnections, ...) from configuration, as
+            // ASP.NET Core does not bind them by itself; the body limit is always RinServe:MaxRequestBodyBytes.
+            config.GetSection("Kestrel:Limits").Bind(kestrel.Limits);
+            kestrel.Limits.MaxRequestBodySize = settings.MaxRequestBodyBytes;
+        });
         return settings;
     }
 
