@@ -26,11 +26,13 @@ echo "== trainer tests (pytest)"
 echo "== .NET tests"
 dotnet test WebApi.sln -c Release --nologo
 
-# Builds the cpu image from the Dockerfile and runs it (starts dockerd if none runs; stand-in base
-# images where no registry is reachable). RINSERVE_SKIP_CONTAINER_TEST=1 skips it, and says so.
+# Builds the cpu image from the Dockerfile and runs it, alone and as the load-balanced deployment of
+# deploy/lb (starts dockerd if none runs; stand-in base images where no registry is reachable). RINSERVE_SKIP_CONTAINER_TEST=1 skips it, and says so.
 if [ "${RINSERVE_SKIP_CONTAINER_TEST:-0}" = 1 ]; then
   echo "== container test SKIPPED (RINSERVE_SKIP_CONTAINER_TEST=1)"
 else
   echo "== container test (tests/container/image-test.sh)"
   tests/container/image-test.sh
+  echo "== load-balancer test (tests/container/lb-test.sh)"
+  tests/container/lb-test.sh
 fi

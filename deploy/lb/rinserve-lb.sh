@@ -10,7 +10,7 @@
 #   deploy/lb/rinserve-lb.sh status    containers, health, HAProxy's view of the APIs
 #   deploy/lb/rinserve-lb.sh down      remove the containers (the Redis volume and its jobs stay)
 #   deploy/lb/rinserve-lb.sh purge     down, and delete the Redis volume and the saved password
-# Settings (environment): IMAGE REDIS_IMAGE HAPROXY_IMAGE LB_PORT API1_PORT API2_PORT WORKER1_PORT WORKER2_PORT
+# Settings (environment): PROJECT (name prefix, default rinserve) IMAGE REDIS_IMAGE HAPROXY_IMAGE LB_PORT API1_PORT API2_PORT WORKER1_PORT WORKER2_PORT
 #   REDIS_PORT ONNX_THREADS (ONNX Runtime threads per container, default 1) STATE_DIR (password file).
 # Why host networking: it works on any engine, including one run without a bridge or iptables
 # (dockerd --iptables=false --bridge=none); every port binds to 127.0.0.1 except the LB's.
@@ -29,7 +29,7 @@ REDIS_PORT=${REDIS_PORT:-16379}
 STATS_PORT=${STATS_PORT:-18404}
 ONNX_THREADS=${ONNX_THREADS:-1}
 STATE_DIR=${STATE_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/rinserve-lb}
-P=rinserve
+P=${PROJECT:-rinserve}   # prefix of the container and volume names
 
 password() {
   mkdir -p "$STATE_DIR"
