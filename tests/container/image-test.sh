@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The container test (run by ./test.sh): builds the image for real and runs it.
 #   1. stand-in base images where no registry is reachable (tests/container/standins.sh; cached once built)
-#   2. `docker build --target cpu` from the repo's Dockerfile as it is (BuildKit: only the cpu target's stages)
+#   2. `docker build --target cpu` from the repo's Dockerfile as it is (BuildKit: only the cpu target's stages),
+#      and `--target build-cuda` (the cuda target's restore and publish; its nvidia/cuda base is not available)
 #   3. checks the image: runs as the non-root UID 1654 with read-only app files; the shipped models are
 #      inside, byte for byte; the image's own HEALTHCHECK turns the container healthy (and fails when it
 #      asks a port nothing listens on); /healthz/ready answers 200; POST /generate answers a PNG of the
@@ -27,13 +28,27 @@ trap cleanup EXIT
 tests/container/standins.sh >/tmp/rinserve-standins.log 2>&1 || { cat /tmp/rinserve-standins.log; exit 1; }
 sed -n 's/^== /== stand-in: /p' /tmp/rinserve-standins.log
 
-t=$SECONDS
-echo "== $DOCKER build --network host --target cpu -t $IMAGE .   (BuildKit)"
-if ! "$DOCKER" build --progress=plain --network host --target cpu -t "$IMAGE" . >/tmp/$name.build 2>&1; then
-  tail -40 /tmp/$name.build; exit 1
-fi
-grep -E '^#[0-9]+ \[' /tmp/$name.build | sed 's/^#[0-9]* /   /' | sort -u | grep -v 'internal' || true
-echo "   built in $((SECONDS - t)) s: $("$DOCKER" image inspect -f '{{.Id}} {{.Size}} bytes' "$IMAGE")"
+# Builds a target; removes the image the tag named before, when the build replaced it (no pile of old images).
+build() {
+  local target=$1 tag=$2 old t=$SECONDS
+  old=$("$DOCKER" image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
+  echo "== $DOCKER build --network host --target $target -t $tag .   (BuildKit)"
+  if ! "$DOCKER" build --progress=plain --network host --target "$target" -t "$tag" . >/tmp/$name.build 2>&1; then
+    tail -40 /tmp/$name.build; exit 1
+  fi
+  grep -E '^#[0-9]+ \[' /tmp/$name.build | sed 's/^#[0-9]* /   /' | grep -v internal | sort -V -u || true
+  echo "   built in $((SECONDS - t)) s: $("$DOCKER" image inspect -f '{{.Id}} {{.Size}} bytes' "$tag")"
+  if [ -n "$old" ] && [ "$old" != "$("$DOCKER" image inspect -f '{{.Id}}' "$tag")" ]; then "$DOCKER" rmi "$old" >/dev/null 2>&1 || true; fi
+}
+
+# The cuda target's build stages (restore and publish with the GPU ONNX Runtime). The cuda stage itself
+# is not built: its base, nvidia/cuda, cannot be had without a registry.
+build build-cuda rinserve-build-cuda:test
+check "the build ran only build-base and build-cuda stages" bash -c "! grep -E '^#[0-9]+ \[' /tmp/$name.build | grep -v internal | grep -qvE '\[(build-base|build-cuda) '"
+check "the GPU publish holds the CUDA execution provider (libonnxruntime_providers_cuda.so)" \
+  "$DOCKER" run --rm --network host --entrypoint test rinserve-build-cuda:test -f /app/publish/libonnxruntime_providers_cuda.so
+
+build cpu "$IMAGE"
 # Only the cpu target's stages: the cuda stage (whose base is not here) must not have been built.
 check "the build ran no stage of the cuda target" bash -c "! grep -qE '\[(cuda|build-cuda) ' /tmp/$name.build"
 
