@@ -21,6 +21,7 @@ import concurrent.futures as cf
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -135,10 +136,11 @@ def phase_spread(base):
         problems.append(f"spread: not both APIs or not all 200: {dict(by)} {dict(codes)}")
 
 
-def phase_api(base, total=120, clients=6, kill_after=4.0):
+def phase_api(base, total=80, clients=6, kill_after=4.0):
     print(f"== api: {total} POST /generate (64 px, 30 steps, Prefer: wait=60) from {clients} clients, "
           f"every second one with an Idempotency-Key; SIGKILL {P}-api1 after {kill_after} s")
     jobs_before, before = job_count(), lb_stats()
+    since = docker("exec", f"{P}-redis", "date", "-u", "+%Y-%m-%dT%H:%M:%SZ")
     counter = iter(range(total))
     lock = threading.Lock()
     results = []
@@ -179,6 +181,13 @@ def phase_api(base, total=120, clients=6, kill_after=4.0):
     print(f"  HAProxy counters (delta): {stats_delta(before, after)}")
     created = job_count() - jobs_before
     print(f"  jobs created in Redis during the phase: {created}; accepted by clients: {len(ok)}")
+    # HAProxy's log: the POSTs it sent again (retries field > 0; "+" = redispatched to the other API), by outcome.
+    retried = Counter()
+    logs = subprocess.run([DOCKER, "logs", "--since", since, f"{P}-lb"], capture_output=True, text=True).stdout
+    for m in re.finditer(r" api/(\S+) \S+ (\d{3}) \S+ \S+ \S+ \S+ \d+/\d+/\d+/\d+/(\+?\d+) \S+ \{([^}]*)\} \"POST /generate", logs):
+        if m.group(3) not in ("0", "+0"):
+            retried[(m.group(2), "with key" if m.group(4) else "no key", "by " + m.group(1))] += 1
+    print(f"  HAProxy log, POSTs it retried: {dict(retried) or 'none'}")
     states = wait_jobs(base, [r["job"] for r in ok], 180)
     report_jobs("api", states, killed_at)
     if any(r["key"] for r in errors):

@@ -4,7 +4,7 @@ using RinServe.WebApi.Hosting;
 
 namespace RinServe.Deploy.Tests;
 
-/// <summary>No Docker engine runs where these tests run: the Dockerfile is checked against the repo instead.</summary>
+/// <summary>The Dockerfile read against the repo and the manifests; tests/container/image-test.sh builds and runs it for real.</summary>
 public sealed class DockerfileTests
 {
     private static readonly Dockerfile File = Dockerfile.InRepo;
