@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # RinServe images. Two final targets, one binary:
 #   docker build --target cpu  -t rinserve:cpu  .   # ASP.NET Core runtime image, CPU ONNX Runtime
 #   docker build --target cuda -t rinserve:cuda .   # CUDA 13 + cuDNN 9 image, GPU ONNX Runtime
@@ -7,10 +6,15 @@
 # The CUDA base must match what Microsoft.ML.OnnxRuntime.Gpu.Linux 1.31 is built for (CUDA 13, cuDNN 9)
 # and the distribution of the aspnet image below (Ubuntu 24.04), whose .NET runtime the cuda target reuses.
 ARG CUDA_IMAGE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
+# The .NET images; overridable only for a mirror or a stand-in (tests/container/standins.sh), never a different .NET.
+ARG SDK_IMAGE=mcr.microsoft.com/dotnet/sdk:10.0
+ARG ASPNET_IMAGE=mcr.microsoft.com/dotnet/aspnet:10.0
+# No "# syntax=" line: it makes BuildKit pull a frontend image, which fails where no registry is reachable;
+# the built-in frontend of any BuildKit (Docker 20.10+) reads this file.
 
 # ---------------------------------------------------------------------------------------------
 # Build: restore from the project files first, so the restore layer is cached until they change.
-FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build-base
+FROM ${SDK_IMAGE} AS build-base
 WORKDIR /src
 COPY Directory.Build.props Directory.Packages.props ./
 COPY src/RinServe.Diffusion/RinServe.Diffusion.csproj src/RinServe.Diffusion/
@@ -35,7 +39,7 @@ RUN dotnet publish src/RinServe.WebApi/RinServe.WebApi.csproj -c Release -r linu
 
 # ---------------------------------------------------------------------------------------------
 # The ASP.NET Core 10 runtime image (Ubuntu 24.04): base of the cpu target, source of the runtime for cuda.
-FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS aspnet
+FROM ${ASPNET_IMAGE} AS aspnet
 
 # ---------------------------------------------------------------------------------------------
 FROM ${CUDA_IMAGE} AS cuda

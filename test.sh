@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every RinServe test. Installs what the tests need first (Debian 12 packages:
 # redis-server for the queue tests, Debian's PyTorch/ONNX for the trainer's tests,
-# Debian's chromium for the playground's browser tests).
+# Debian's chromium for the playground's browser tests, Debian's docker.io and debootstrap for the
+# container test).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(redis-server python3-torch python3-onnx python3-numpy python3-tqdm python3-pytest python3-pil
-          libopenblas0 dataset-fashion-mnist chromium)
+          libopenblas0 dataset-fashion-mnist chromium docker.io debootstrap)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -24,3 +25,14 @@ echo "== trainer tests (pytest)"
 
 echo "== .NET tests"
 dotnet test WebApi.sln -c Release --nologo
+
+# Builds the cpu image from the Dockerfile and runs it, alone and as the load-balanced deployment of
+# deploy/lb (starts dockerd if none runs; stand-in base images where no registry is reachable). RINSERVE_SKIP_CONTAINER_TEST=1 skips it, and says so.
+if [ "${RINSERVE_SKIP_CONTAINER_TEST:-0}" = 1 ]; then
+  echo "== container test SKIPPED (RINSERVE_SKIP_CONTAINER_TEST=1)"
+else
+  echo "== container test (tests/container/image-test.sh)"
+  tests/container/image-test.sh
+  echo "== load-balancer test (tests/container/lb-test.sh)"
+  tests/container/lb-test.sh
+fi

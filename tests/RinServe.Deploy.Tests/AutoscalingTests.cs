@@ -7,7 +7,7 @@ namespace RinServe.Deploy.Tests;
 /// <summary>KEDA watches the streams the workers really read, and shutdowns leave time to finish a batch.</summary>
 public sealed class AutoscalingTests
 {
-    private static IReadOnlyList<K8sObject> Base => Manifests.Resources(Manifests.Base);
+    private static IReadOnlyList<K8sObject> Base => Manifests.Rendered(Manifests.Base);
     private static K8sObject ScaledObject => Base.Single(o => o.Kind == "ScaledObject");
     private static IReadOnlyDictionary<string, string> Settings => Manifests.One(Manifests.Base, "ConfigMap", "rinserve-config").Node.StrMap("data");
 

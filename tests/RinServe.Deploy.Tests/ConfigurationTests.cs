@@ -131,7 +131,8 @@ public sealed partial class ConfigurationTests
         {
             yield return (key, value, ConfigMap.ToString());
         }
-        var containers = Manifests.All.Where(o => o.Kind is "Deployment" or "StatefulSet").SelectMany(o => o.Containers.Select(c => (Object: o, Container: c)));
+        var containers = new[] { Manifests.Base, Manifests.CpuOnly }.SelectMany(Manifests.Rendered)
+            .Where(o => o.Kind is "Deployment" or "StatefulSet").SelectMany(o => o.Containers.Select(c => (Object: o, Container: c)));
         foreach (var (o, container) in containers)
         {
             foreach (var (name, value) in container.Env())
@@ -157,26 +158,14 @@ public sealed partial class ConfigurationTests
 
     /// <summary>
     /// What the container sees, in the order the app's configuration layers it: the ConfigMap (envFrom), then
-    /// the container's env (an overlay's patch merged by name), secrets as a placeholder, $(VAR) expanded.
+    /// the container's env as kustomize renders it (overlay patches applied), secrets as a placeholder, $(VAR) expanded.
     /// </summary>
     private static IReadOnlyDictionary<string, string> EffectiveEnv(string kustomization, string deployment)
     {
         var container = Assert.Single(Manifests.One(kustomization, "Deployment", deployment).Containers);
         Assert.Contains(container.Maps("envFrom"), e => e.Str("configMapRef.name") == ConfigMap.Name);
         var env = new Dictionary<string, string>(ConfigMap.Node.StrMap("data"), StringComparer.Ordinal);
-        var entries = container.Maps("env").ToList();
-        if (kustomization != Manifests.Base)
-        {
-            var patch = Manifests.Kustomization(kustomization).Maps("patches").Select(p => p.Str("path")).OfType<string>()
-                .SelectMany(p => Manifests.Load(kustomization + "/" + p))
-                .SingleOrDefault(p => p.Kind == "Deployment" && p.Name == deployment);
-            foreach (var replacement in patch?.Containers.Single().Maps("env") ?? [])
-            {
-                var at = entries.FindIndex(e => e.Str("name") == replacement.Str("name"));
-                if (at >= 0) { entries[at] = replacement; } else { entries.Add(replacement); }
-            }
-        }
-        foreach (var entry in entries)
+        foreach (var entry in container.Maps("env"))
         {
             var value = entry.Get("valueFrom.secretKeyRef") is YamlMappingNode ? SecretPlaceholder : entry.Str("value") ?? "";
             env[entry.Str("name")!] = VariableReference().Replace(value, m => env.GetValueOrDefault(m.Groups[1].Value, m.Value));

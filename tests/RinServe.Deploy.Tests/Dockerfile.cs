@@ -52,6 +52,20 @@ internal sealed class Dockerfile
 
     public static Dockerfile InRepo { get; } = Parse(Repo.Read("Dockerfile"));
 
+    /// <summary>The default of each global <c>ARG NAME=default</c> (the ones a <c>FROM</c> may use).</summary>
+    public IReadOnlyDictionary<string, string> GlobalArgs =>
+        Global.Where(i => i.Keyword == "ARG" && i.Arguments.Contains('=', StringComparison.Ordinal))
+            .Select(i => i.Arguments.Split('=', 2))
+            .ToDictionary(kv => kv[0], kv => kv[1].Trim('"'), StringComparer.Ordinal);
+
+    /// <summary>A stage's base with <c>${ARG}</c> replaced by the ARG's default: the image a plain build pulls.</summary>
+    public string DefaultBaseImage(Stage stage) =>
+        System.Text.RegularExpressions.Regex.Replace(stage.BaseImage, @"\$\{(\w+)\}|\$(\w+)", m =>
+        {
+            var name = m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value;
+            return GlobalArgs.TryGetValue(name, out var value) ? value : throw new Xunit.Sdk.XunitException($"FROM {stage.BaseImage}: no global ARG {name} with a default");
+        });
+
     public Stage Stage(string name) =>
         Stages.SingleOrDefault(s => s.Name == name) ?? throw new Xunit.Sdk.XunitException(
             $"Dockerfile has no stage '{name}' (stages: {string.Join(", ", Stages.Select(s => s.Name))})");

@@ -4,7 +4,7 @@ using RinServe.WebApi.Hosting;
 
 namespace RinServe.Deploy.Tests;
 
-/// <summary>No Docker engine runs where these tests run: the Dockerfile is checked against the repo instead.</summary>
+/// <summary>The Dockerfile read against the repo and the manifests; tests/container/image-test.sh builds and runs it for real.</summary>
 public sealed class DockerfileTests
 {
     private static readonly Dockerfile File = Dockerfile.InRepo;
@@ -96,7 +96,7 @@ public sealed class DockerfileTests
         Assert.DoesNotContain(uid, new[] { "root", "0" });
         Assert.Equal("USER", stage.Instructions.Last(i => i.Keyword is "USER" or "RUN" or "COPY").Keyword);
 
-        foreach (var workload in Manifests.Resources(Manifests.Base).Where(o => o.Name is "rinserve-api" or "rinserve-worker" && o.Kind == "Deployment"))
+        foreach (var workload in Manifests.Rendered(Manifests.Base).Where(o => o.Name is "rinserve-api" or "rinserve-worker" && o.Kind == "Deployment"))
         {
             Assert.Equal("true", workload.PodSpec!.Str("securityContext.runAsNonRoot"));
             Assert.Equal(uid, workload.PodSpec!.Str("securityContext.runAsUser"));
@@ -125,7 +125,7 @@ public sealed class DockerfileTests
         var stage = File.Stage(target);
         var port = stage.Env["ASPNETCORE_HTTP_PORTS"];
         Assert.Equal(port, Assert.Single(stage.All("EXPOSE")).Arguments);
-        foreach (var deployment in Manifests.Resources(Manifests.Base).Where(o => o.Kind == "Deployment"))
+        foreach (var deployment in Manifests.Rendered(Manifests.Base).Where(o => o.Kind == "Deployment"))
         {
             var container = Assert.Single(deployment.Containers);
             Assert.Equal(port, container.Maps("ports").Single(p => p.Str("name") == "http").Str("containerPort"));
@@ -170,7 +170,30 @@ public sealed class DockerfileTests
         var cuda = File.Stage("cuda");
         Assert.Equal("${CUDA_IMAGE}", cuda.BaseImage);
         Assert.Contains(cuda.All("COPY"), c => Dockerfile.CopyFrom(c) == "aspnet" && Dockerfile.CopySources(c).Contains("/usr/share/dotnet"));
-        Assert.StartsWith("mcr.microsoft.com/dotnet/aspnet:10.0", File.Stage("aspnet").BaseImage, StringComparison.Ordinal);
+        Assert.StartsWith("mcr.microsoft.com/dotnet/aspnet:10.0", File.DefaultBaseImage(File.Stage("aspnet")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Base_images_default_to_the_official_ones_and_are_overridable_only_by_build_arguments()
+    {
+        // FROM lines that are not stages of this file: the images a plain `docker build` pulls.
+        var external = File.Stages.Where(s => !File.Stages.Any(o => o.Name == s.BaseImage)).ToArray();
+        var defaults = external.ToDictionary(s => s.Name, File.DefaultBaseImage);
+        Assert.Equal(new Dictionary<string, string>
+        {
+            ["build-base"] = "mcr.microsoft.com/dotnet/sdk:10.0",
+            ["aspnet"] = "mcr.microsoft.com/dotnet/aspnet:10.0",
+            ["cuda"] = "nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04",
+        }, defaults);
+        // Each one is a build argument (a mirror or the stand-ins of tests/container can replace it) ...
+        Assert.All(external, s => Assert.Matches(@"^\$\{\w+\}$", s.BaseImage));
+    }
+
+    [Fact]
+    public void No_syntax_directive_so_the_build_needs_no_frontend_image_from_a_registry()
+    {
+        // "# syntax=docker/dockerfile:1" makes BuildKit pull docker/dockerfile before anything else.
+        Assert.DoesNotMatch(@"(?im)^#\s*syntax\s*=", Repo.Read("Dockerfile"));
     }
 
     private static IEnumerable<string> Runs(string target) =>

@@ -5,7 +5,7 @@ namespace RinServe.Deploy.Tests;
 
 public sealed class ManifestTests
 {
-    private static IReadOnlyList<K8sObject> Base => Manifests.Resources(Manifests.Base);
+    private static IReadOnlyList<K8sObject> Base => Manifests.Rendered(Manifests.Base);
     private static IEnumerable<K8sObject> Workloads => Base.Where(o => o.Kind is "Deployment" or "StatefulSet");
     private static K8sObject Api => Manifests.One(Manifests.Base, "Deployment", "rinserve-api");
     private static K8sObject Worker => Manifests.One(Manifests.Base, "Deployment", "rinserve-worker");
@@ -26,23 +26,17 @@ public sealed class ManifestTests
     }
 
     [Fact]
-    public void Kustomizations_name_only_files_and_folders_that_exist()
+    public void Both_kustomizations_render_with_kubectl_into_the_objects_a_cluster_gets()
     {
-        foreach (var file in Directory.EnumerateFiles(Repo.PathOf("k8s"), "kustomization.yaml", SearchOption.AllDirectories))
-        {
-            var dir = Path.GetDirectoryName(file)!;
-            var kustomization = Manifests.Kustomization(Path.GetRelativePath(Repo.Root, dir));
-            foreach (var entry in kustomization.Seq("resources"))
-            {
-                var path = Path.Combine(dir, entry);
-                Assert.True(File.Exists(path) || File.Exists(Path.Combine(path, "kustomization.yaml")), $"{file}: resource {entry} does not exist");
-            }
-            foreach (var patch in kustomization.Maps("patches").Select(p => p.Str("path")).OfType<string>())
-            {
-                Assert.True(File.Exists(Path.Combine(dir, patch)), $"{file}: patch {patch} does not exist");
-            }
-        }
-        Assert.True(File.Exists(Repo.PathOf(Manifests.CpuOnly + "/kustomization.yaml")));
+        string[] Kinds(string dir) => Manifests.Rendered(dir).Select(o => $"{o.Kind}/{o.Name}").Order(StringComparer.Ordinal).ToArray();
+        string[] common =
+        [
+            "ConfigMap/rinserve-config", "Deployment/rinserve-api", "Deployment/rinserve-worker",
+            "HorizontalPodAutoscaler/rinserve-api", "Namespace/rinserve", "PodDisruptionBudget/rinserve-api",
+            "PodDisruptionBudget/rinserve-worker", "Service/rinserve-api", "Service/rinserve-redis", "StatefulSet/rinserve-redis",
+        ];
+        Assert.Equal(common.Append("ScaledObject/rinserve-worker").Append("TriggerAuthentication/rinserve-redis").Order(StringComparer.Ordinal), Kinds(Manifests.Base));
+        Assert.Equal(common.Order(StringComparer.Ordinal), Kinds(Manifests.CpuOnly));
     }
 
     [Fact]
@@ -154,28 +148,27 @@ public sealed class ManifestTests
     [Fact]
     public void Cpu_only_overlay_runs_workers_on_the_cpu_image_without_gpu_or_keda()
     {
-        var kustomization = Manifests.Kustomization(Manifests.CpuOnly);
-        Assert.Equal(["../../base"], kustomization.Seq("resources"));
-        var image = Assert.Single(kustomization.Maps("images"));
-        Assert.Equal(("rinserve", "cpu"), (image.Str("name"), image.Str("newTag")));
-        foreach (var deployment in Base.Where(o => o.Kind == "Deployment"))
-        {
-            Assert.Equal("rinserve", Assert.Single(deployment.Containers).Str("image")!.Split(':')[0]);
-        }
-
-        var patches = kustomization.Maps("patches").ToArray();
-        var workerPatch = Manifests.Load(Manifests.CpuOnly + "/" + patches.Select(p => p.Str("path")).OfType<string>().Single()).Single();
-        Assert.Equal(("Deployment", Worker.Name), (workerPatch.Kind, workerPatch.Name));
-        Assert.True(IsNull(workerPatch.PodSpec!.Get("nodeSelector")) && IsNull(workerPatch.PodSpec!.Get("tolerations")), "the patch must delete nodeSelector and tolerations");
-        var container = Assert.Single(workerPatch.Containers);
-        Assert.Equal(Assert.Single(Worker.Containers).Str("name"), container.Str("name"));
-        Assert.True(IsNull(container.Get("resources.limits")?.Child("nvidia.com/gpu")), "the patch must delete the GPU limit");
+        var overlay = Manifests.Rendered(Manifests.CpuOnly);
+        var worker = Manifests.One(Manifests.CpuOnly, "Deployment", "rinserve-worker");
+        var container = Assert.Single(worker.Containers);
+        Assert.Equal("rinserve:cpu", container.Str("image"));
+        Assert.Equal("cpu", Dockerfile.InRepo.Stage("cpu").Name);
+        Assert.Null(worker.PodSpec!.Get("nodeSelector"));
+        Assert.Null(worker.PodSpec!.Get("tolerations"));
+        Assert.Null(container.Get("resources.limits")?.Child("nvidia.com/gpu"));
+        Assert.NotNull(container.Get("resources.limits.memory"));
         Assert.Contains(("Onnx__ExecutionProvider", (string?)"cpu"), container.Env());
+        Assert.DoesNotContain(overlay, o => o.Node.Str("apiVersion")!.StartsWith("keda.sh/", StringComparison.Ordinal));
 
-        var deleted = patches.Select(p => p.Str("patch")).OfType<string>().ToArray();
-        foreach (var keda in Base.Where(o => o.Node.Str("apiVersion")!.StartsWith("keda.sh/", StringComparison.Ordinal)))
+        // Everything else is the base, unchanged: the API, Redis, the probes and ports of the worker.
+        var baseWorker = Assert.Single(Worker.Containers);
+        foreach (var path in new[] { "ports", "startupProbe", "livenessProbe", "readinessProbe", "envFrom" })
         {
-            Assert.Contains(deleted, p => p.Contains("$patch: delete", StringComparison.Ordinal) && p.Contains($"kind: {keda.Kind}", StringComparison.Ordinal) && p.Contains($"name: {keda.Name}", StringComparison.Ordinal));
+            Assert.Equal(Yaml(baseWorker.Get(path)), Yaml(container.Get(path)));
+        }
+        foreach (var same in overlay.Where(o => o.Name != "rinserve-worker"))
+        {
+            Assert.Equal(Yaml(Base.Single(b => b.Kind == same.Kind && b.Name == same.Name).Node), Yaml(same.Node));
         }
     }
 
@@ -229,9 +222,25 @@ public sealed class ManifestTests
     public void Everything_lives_in_the_namespace_the_kustomization_sets()
     {
         var ns = Manifests.Kustomization(Manifests.Base).Str("namespace");
-        Assert.Equal(ns, Base.Single(o => o.Kind == "Namespace").Name);
+        Assert.Equal("rinserve", ns);
+        foreach (var dir in new[] { Manifests.Base, Manifests.CpuOnly })
+        {
+            var rendered = Manifests.Rendered(dir);
+            Assert.Equal(ns, rendered.Single(o => o.Kind == "Namespace").Name);
+            Assert.All(rendered.Where(o => o.Kind != "Namespace"), o => Assert.Equal(ns, o.Node.Str("metadata.namespace")));
+        }
         Assert.All(Manifests.Load(Manifests.Base + "/secret.example.yaml"), s => Assert.Equal(ns, s.Node.Str("metadata.namespace")));
-        Assert.All(Base.Where(o => o.Kind != "Namespace"), o => Assert.Null(o.Node.Str("metadata.namespace")));
+    }
+
+    private static string Yaml(YamlNode? node)
+    {
+        if (node is null)
+        {
+            return "";
+        }
+        var writer = new StringWriter();
+        new YamlStream(new YamlDocument(node)).Save(writer, assignAnchors: false);
+        return writer.ToString();
     }
 
     private static bool Matches(IReadOnlyDictionary<string, string> selector, IReadOnlyDictionary<string, string> labels) =>

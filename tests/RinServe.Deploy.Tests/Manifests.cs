@@ -27,12 +27,15 @@ internal static class Manifests
     /// <summary>Every YAML document under k8s/, each with the file it came from (relative to the repo root).</summary>
     public static IReadOnlyList<K8sObject> All => Loaded.Value;
 
-    /// <summary>The objects a kustomization's resources list (recursively through bases), before patches.</summary>
-    public static IReadOnlyList<K8sObject> Resources(string kustomizationDir) =>
-        ResourceFiles(kustomizationDir).SelectMany(Load).ToArray();
+    /// <summary>
+    /// The objects <c>kubectl kustomize</c> renders from a kustomization: what <c>kubectl apply -k</c> would send
+    /// to a cluster (namespace set, images replaced, patches applied, deleted objects gone).
+    /// </summary>
+    public static IReadOnlyList<K8sObject> Rendered(string kustomizationDir) => Kustomize.Render(kustomizationDir);
 
     public static K8sObject One(string kustomizationDir, string kind, string name) =>
-        Resources(kustomizationDir).Single(o => o.Kind == kind && o.Name == name);
+        Rendered(kustomizationDir).SingleOrDefault(o => o.Kind == kind && o.Name == name)
+        ?? throw new Xunit.Sdk.XunitException($"kubectl kustomize {kustomizationDir} renders no {kind}/{name}");
 
     public static YamlMappingNode Kustomization(string dir) =>
         Load(Path.Combine(dir, "kustomization.yaml")).Single().Node;
@@ -56,17 +59,20 @@ internal static class Manifests
         }
     }
 
-    public static IReadOnlyList<K8sObject> Load(string relativeFile)
+    public static IReadOnlyList<K8sObject> Load(string relativeFile) => Parse(Repo.Read(relativeFile), relativeFile.Replace('\\', '/'));
+
+    /// <summary>The YAML documents of a multi-document text, each tagged with where it came from.</summary>
+    public static IReadOnlyList<K8sObject> Parse(string yaml, string source)
     {
         var stream = new YamlStream();
-        using (var reader = new StringReader(Repo.Read(relativeFile)))
+        using (var reader = new StringReader(yaml))
         {
             stream.Load(reader);
         }
         return stream.Documents
             .Select(d => d.RootNode)
             .OfType<YamlMappingNode>()
-            .Select(n => new K8sObject(relativeFile.Replace('\\', '/'), n))
+            .Select(n => new K8sObject(source, n))
             .ToArray();
     }
 
