@@ -20,7 +20,8 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
         {
             ["RinServe__Role"] = role,
             ["RinServe__ModelsPath"] = TestModels.Folder,
-            ["Jobs__KeyPrefix"] = prefix,
+            ["Sampling__MaxSteps"] = "100000",
+            ["Jobs__KeyPrefix"] = prefix.Length > 0 ? prefix : "rin:",
             ["Jobs__VisibilityTimeout"] = "00:00:03",
             ["Jobs__ReclaimInterval"] = "00:00:00.250",
             ["Jobs__RedisBreakDuration"] = "00:00:01",
@@ -49,6 +50,13 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
         using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?" + query);
         request.Headers.Add("Prefer", "respond-async");
         return await client.SendAsync(request);
+    }
+
+    private static async Task<string> SubmitAsync(HttpClient client, string query)
+    {
+        var response = await PostAsync(client, query);
+        Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        return response.Headers.GetValues("X-Job-Id").Single();
     }
 
     private static async Task WaitAllAsync(HttpClient client, IEnumerable<string> ids, string state, TimeSpan timeout)
@@ -82,24 +90,26 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
         var statuses = new Dictionary<int, int>();
         var clock = Stopwatch.StartNew();
         TimeSpan? down = null, up = null, firstAcceptAfter = null;
-        for (var i = 0; clock.Elapsed < TimeSpan.FromSeconds(9); i++)
+        // Redis goes down 2 s into the trickle and is back a second later, while requests keep coming.
+        var restart = Task.Run(async () =>
         {
-            if (down is null && clock.Elapsed > TimeSpan.FromSeconds(2))
-            {
-                down = clock.Elapsed;
-                await (signal == "SIGTERM" ? redis.TerminateAsync() : redis.StopAsync());
-                await Task.Delay(1000);
-                await redis.StartProcessAsync();
-                up = clock.Elapsed;
-            }
+            await Task.Delay(2000);
+            down = clock.Elapsed;
+            await (signal == "SIGTERM" ? redis.TerminateAsync() : redis.StopAsync());
+            await Task.Delay(1000);
+            await redis.StartProcessAsync();
+            up = clock.Elapsed;
+        });
+        for (var i = 0; clock.Elapsed < TimeSpan.FromSeconds(10) || !restart.IsCompleted; i++)
+        {
             var response = await PostAsync(client, $"class={i % 10}&steps=20&seed={i}");
             statuses[(int)response.StatusCode] = statuses.GetValueOrDefault((int)response.StatusCode) + 1;
             if (response.StatusCode == HttpStatusCode.Accepted)
             {
                 accepted.Add(response.Headers.GetValues("X-Job-Id").Single());
-                if (up is not null && firstAcceptAfter is null)
+                if (up is { } back && firstAcceptAfter is null)
                 {
-                    firstAcceptAfter = clock.Elapsed - up;
+                    firstAcceptAfter = clock.Elapsed - back;
                 }
             }
             else
@@ -109,6 +119,7 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
             }
             await Task.Delay(100);
         }
+        await restart;
 
         await WaitAllAsync(client, accepted, "succeeded", TimeSpan.FromSeconds(90));
         await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
@@ -119,7 +130,7 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
             $"; {accepted.Count} accepted, {accepted.Count} succeeded, {duplicates} completed twice; " +
             $"first 202 {firstAcceptAfter?.TotalSeconds:F1} s after Redis was back (outage {((up - down) ?? TimeSpan.Zero).TotalSeconds:F1} s)");
         Assert.Equal(0, duplicates);
-        Assert.True(accepted.Count > 20, $"only {accepted.Count} accepted");
+        Assert.True(accepted.Count >= 10, $"only {accepted.Count} accepted");
         Assert.NotNull(firstAcceptAfter);
     }
 
@@ -131,7 +142,7 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
         await service.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60));
         using var client = new HttpClient { BaseAddress = new Uri(service.Url), Timeout = TimeSpan.FromSeconds(30) };
         // Warm up, then the baseline.
-        await WaitAllAsync(client, [(await PostAsync(client, "class=1&steps=5")).Headers.GetValues("X-Job-Id").Single()], "succeeded", TimeSpan.FromSeconds(30));
+        await WaitAllAsync(client, [await SubmitAsync(client, "class=1&steps=5")], "succeeded", TimeSpan.FromSeconds(30));
         var before = RssBytes(service.ProcessId);
 
         var accepted = new List<string>();
@@ -178,10 +189,10 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
             worker.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60)));
         using var client = new HttpClient { BaseAddress = new Uri(api.Url), Timeout = TimeSpan.FromSeconds(60) };
         using var client2 = new HttpClient { BaseAddress = new Uri(other.Url), Timeout = TimeSpan.FromSeconds(60) };
-        var ids = new List<string> { (await PostAsync(client, "class=1&steps=3000")).Headers.GetValues("X-Job-Id").Single() };
+        var ids = new List<string> { await SubmitAsync(client, "class=1&steps=3000") };
         for (var i = 0; i < 4; i++)
         {
-            ids.Add((await PostAsync(client, $"class={i}&steps=30&seed={i}")).Headers.GetValues("X-Job-Id").Single());
+            ids.Add(await SubmitAsync(client, $"class={i}&steps=30&seed={i}"));
         }
         await Http.WaitForStateAsync(client, ids[0], "running");
 
