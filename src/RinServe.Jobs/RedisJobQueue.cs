@@ -63,7 +63,6 @@ public sealed class RedisJobQueue : IJobQueue
     private RedisKey ImageKey(string id, int k) => Prefix + "img:" + id + ":" + k.ToString(CultureInfo.InvariantCulture);
     private RedisKey DeadLetterKey => Prefix + "dead";
     /// <summary>Ids of completed jobs, one entry per completion: lets tests and operators prove no job completed twice.</summary>
-    public RedisKey CompletionsKey => Prefix + "completions";
     private RedisChannel EventChannel(string id) => RedisChannel.Literal(Prefix + "ev:" + id);
     /// <summary>Published on every enqueue so idle workers wake at once instead of at their next poll.</summary>
     private string WakeChannel(string model) => Prefix + "wake:" + model;
@@ -530,18 +529,18 @@ public sealed class RedisJobQueue : IJobQueue
         redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
         redis.call('XDEL', KEYS[2], ARGV[2])
         if not state or state == 'succeeded' or state == 'failed' or state == 'canceled' then return 0 end
-        for i = 4, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 4], 'EX', ARGV[4]) end
-        redis.call('HSET', KEYS[1], 'state', 'succeeded', 'finished', ARGV[3], 'images', tostring(#KEYS - 3), 'step', ARGV[7])
+        for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 5], 'EX', ARGV[4]) end
+        redis.call('HSET', KEYS[1], 'state', 'succeeded', 'finished', ARGV[3], 'images', tostring(#KEYS - 2), 'step', ARGV[7])
+        redis.call('HINCRBY', KEYS[1], 'completions', 1)
         redis.call('EXPIRE', KEYS[1], ARGV[4])
-        redis.call('RPUSH', KEYS[3], ARGV[5])
-        redis.call('EXPIRE', KEYS[3], ARGV[4])
         redis.call('PUBLISH', ARGV[6], 'succeeded')
         return 1
         """;
 
     public async Task<bool> CompleteAsync(LeasedJob job, IReadOnlyList<GeneratedImage> images, CancellationToken ct = default)
     {
-        var keys = new List<RedisKey> { JobKey(job.Id), StreamKey(job.Job.Spec.Model), CompletionsKey };
+        // 'completions' on the job hash counts stored results (the script refuses a second one): it expires with the job.
+        var keys = new List<RedisKey> { JobKey(job.Id), StreamKey(job.Job.Spec.Model) };
         keys.AddRange(images.Select((_, k) => ImageKey(job.Id, k)));
         var args = new List<RedisValue>
         {

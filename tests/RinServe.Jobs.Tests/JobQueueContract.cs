@@ -340,6 +340,28 @@ public sealed class RedisJobQueueTests(RedisFixture redis) : JobQueueContract, I
     }
 
     [Fact]
+    public async Task Completions_are_counted_on_the_job_and_expire_with_it_not_in_an_ever_growing_list()
+    {
+        var prefix = $"c{Guid.NewGuid():N}:";
+        var queue = NewQueue(("Jobs:KeyPrefix", prefix), ("Jobs:ResultTtl", "00:00:30"));
+        for (var i = 0; i < 3; i++)
+        {
+            var id = (await queue.EnqueueAsync(Spec(seed: (ulong)i), null)).Job!.Id;
+            var lease = await TakeOneAsync(queue);
+            Assert.True(await queue.MarkRunningAsync(lease));
+            Assert.True(await queue.CompleteAsync(lease, [Image(1)]));
+            Assert.False(await queue.CompleteAsync(lease, [Image(2)]));
+            await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(Redis!);
+            var db = connection.GetDatabase();
+            Assert.Equal(1, (int)await db.HashGetAsync(prefix + "job:" + id, "completions"));
+            var ttl = await db.KeyTimeToLiveAsync(prefix + "job:" + id);
+            Assert.True(ttl is { } t && t <= TimeSpan.FromSeconds(30), $"job hash TTL {ttl}");
+            // No shared list of completions that every result appends to and keeps alive.
+            Assert.False(await db.KeyExistsAsync(prefix + "completions"));
+        }
+    }
+
+    [Fact]
     public async Task Heartbeat_keeps_a_slow_job_from_being_reclaimed()
     {
         var queue = NewQueue(("Jobs:VisibilityTimeout", "00:00:00.300"));
