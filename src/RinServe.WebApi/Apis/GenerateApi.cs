@@ -91,13 +91,13 @@ public static class GenerateApi
         switch (result.Status)
         {
             case EnqueueStatus.QueueFull:
-                http.Response.Headers.RetryAfter = Seconds(result.RetryAfter ?? TimeSpan.FromSeconds(1));
+                var retryIn = Problems.SetRetryAfter(http.Response, result.RetryAfter ?? TimeSpan.FromSeconds(1));
                 return Problems.Problem(StatusCodes.Status429TooManyRequests, "Queue full",
-                    $"the queue of model '{valid.Spec.Model}' is full; retry after {http.Response.Headers.RetryAfter} s");
+                    $"the queue of model '{valid.Spec.Model}' is full; retry after {retryIn} s");
             case EnqueueStatus.ShuttingDown:
-                http.Response.Headers.RetryAfter = Seconds(result.RetryAfter ?? TimeSpan.FromSeconds(1));
+                var retry = Problems.SetRetryAfter(http.Response, result.RetryAfter ?? TimeSpan.FromSeconds(1));
                 return Problems.Problem(StatusCodes.Status503ServiceUnavailable, "Shutting down",
-                    $"this instance is finishing its accepted jobs before it stops and takes no new ones; retry after {http.Response.Headers.RetryAfter} s");
+                    $"this instance is finishing its accepted jobs before it stops and takes no new ones; retry after {retry} s");
             case EnqueueStatus.IdempotencyConflict:
                 return Problems.Problem(StatusCodes.Status409Conflict, "Idempotency-Key reused",
                     "this Idempotency-Key was already used with other parameters", "Idempotency-Key",
@@ -195,8 +195,6 @@ public static class GenerateApi
         response.Headers["X-Model"] = job.Spec.Model;
     }
 
-    private static string Seconds(TimeSpan t) => Math.Max(1, (int)Math.Ceiling(t.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-
     /// <summary>
     /// Merges query and JSON body into name → text. Rejects unknown or repeated names, wrong JSON types,
     /// junk JSON, other media types and oversized bodies, each naming what is wrong.
@@ -214,7 +212,7 @@ public static class GenerateApi
             var key = name.ToLowerInvariant();
             if (!GenerateValidator.Names.Contains(key))
             {
-                return (null, Problems.BadParameter(name, $"unknown parameter '{Truncate(name)}'; allowed: {allowed}"));
+                return (null, Problems.BadParameter(name, $"unknown parameter '{Problems.Shorten(name)}'; allowed: {allowed}"));
             }
             if (values.Count != 1)
             {
@@ -231,7 +229,7 @@ public static class GenerateApi
         if (!request.HasJsonContentType())
         {
             return (null, Problems.Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
-                $"the body must be JSON (Content-Type: application/json), not '{Truncate(request.ContentType ?? "none")}'", "body"));
+                $"the body must be JSON (Content-Type: application/json), not '{Problems.Shorten(request.ContentType ?? "none")}'", "body"));
         }
         if (request.ContentLength > maxBody)
         {
@@ -291,7 +289,7 @@ public static class GenerateApi
                 var key = propertyName.ToLowerInvariant();
                 if (!GenerateValidator.Names.Contains(key))
                 {
-                    return (null, Problems.BadParameter(propertyName, $"unknown field '{Truncate(propertyName)}'; allowed: {allowed}"));
+                    return (null, Problems.BadParameter(propertyName, $"unknown field '{Problems.Shorten(propertyName)}'; allowed: {allowed}"));
                 }
                 if (inputs.ContainsKey(key))
                 {
@@ -349,7 +347,7 @@ public static class GenerateApi
         {
             // NotSupportedException: a charset .NET knows but has disabled (UTF-7).
             return (body, Problems.Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
-                $"unsupported charset '{Truncate(charset)}'; send the JSON as UTF-8 (or UTF-16, UTF-32)", "body"));
+                $"unsupported charset '{Problems.Shorten(charset)}'; send the JSON as UTF-8 (or UTF-16, UTF-32)", "body"));
         }
         try
         {
@@ -382,7 +380,7 @@ public static class GenerateApi
                 {
                     if (!int.TryParse(token[5..], NumberStyles.None, CultureInfo.InvariantCulture, out wait))
                     {
-                        return (false, TimeSpan.Zero, Problems.BadParameter("Prefer", $"Prefer: wait=N needs N in whole seconds (0..{options.MaxWaitSeconds}); got '{Truncate(token)}'"));
+                        return (false, TimeSpan.Zero, Problems.BadParameter("Prefer", $"Prefer: wait=N needs N in whole seconds (0..{options.MaxWaitSeconds}); got '{Problems.Shorten(token)}'"));
                     }
                     // RFC 7240: the server may honour less than asked.
                     wait = Math.Min(wait, options.MaxWaitSeconds);
@@ -392,5 +390,4 @@ public static class GenerateApi
         return (respondAsync, respondAsync ? TimeSpan.Zero : TimeSpan.FromSeconds(wait), null);
     }
 
-    private static string Truncate(string text) => text.Length <= 40 ? text : text[..40] + "...";
 }

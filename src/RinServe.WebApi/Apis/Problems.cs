@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace RinServe.WebApi;
 
 /// <summary>RFC 7807 answers that name the parameter at fault.</summary>
@@ -16,6 +18,17 @@ public static class Problems
 
     public static ProblemHttpResult BadParameter(string parameter, string detail) =>
         Problem(StatusCodes.Status400BadRequest, $"Invalid parameter '{parameter}'", detail, parameter);
+
+    /// <summary>Sets <c>Retry-After</c> in whole seconds, at least 1; returns the value written.</summary>
+    public static string SetRetryAfter(HttpResponse response, TimeSpan wait)
+    {
+        var seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        response.Headers.RetryAfter = seconds;
+        return seconds;
+    }
+
+    /// <summary>User text quoted in a problem, cut to 40 characters so a huge input never makes a huge answer.</summary>
+    public static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
     public static ProblemHttpResult JobNotFound(string id) =>
         Problem(StatusCodes.Status404NotFound, "Job not found", $"No job '{id}': unknown, expired (results are kept for Jobs:ResultTtl), or made with another API key.", "id");

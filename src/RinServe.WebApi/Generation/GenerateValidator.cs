@@ -66,7 +66,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
             var index = spec.ClassNames.ToList().FindIndex(n => string.Equals(n, classText, StringComparison.OrdinalIgnoreCase));
             if (index < 0)
             {
-                return new("class", $"class '{Shorten(classText)}' is neither an id nor a class name of model '{spec.Name}': {ClassesAllowed(spec)}");
+                return new("class", $"class '{Problems.Shorten(classText)}' is neither an id nor a class name of model '{spec.Name}': {ClassesAllowed(spec)}");
             }
             classId = index;
         }
@@ -74,7 +74,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
         var steps = _options.DefaultSteps;
         if (Get("steps") is { } stepsText && !TryInt(stepsText, 1, _options.MaxSteps, out steps))
         {
-            return new("steps", $"steps must be an integer from 1 to {_options.MaxSteps}; got '{Shorten(stepsText)}'");
+            return new("steps", $"steps must be an integer from 1 to {_options.MaxSteps}; got '{Problems.Shorten(stepsText)}'");
         }
 
         var sampler = SamplerKind.Ddim;
@@ -85,7 +85,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
                 case "ddim": sampler = SamplerKind.Ddim; break;
                 case "ddpm": sampler = SamplerKind.Ddpm; break;
                 case "ddpm-small": sampler = SamplerKind.DdpmSmallVariance; break;
-                default: return new("sampler", $"unknown sampler '{Shorten(samplerText)}'; allowed: {string.Join(", ", Samplers)}");
+                default: return new("sampler", $"unknown sampler '{Problems.Shorten(samplerText)}'; allowed: {string.Join(", ", Samplers)}");
             }
         }
 
@@ -108,7 +108,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
         {
             if (!ulong.TryParse(seedText, NumberStyles.None, CultureInfo.InvariantCulture, out var s) || s > long.MaxValue)
             {
-                return new("seed", $"seed must be an integer from 0 to {long.MaxValue}; got '{Shorten(seedText)}'");
+                return new("seed", $"seed must be an integer from 0 to {long.MaxValue}; got '{Problems.Shorten(seedText)}'");
             }
             givenSeed = s;
         }
@@ -119,7 +119,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
             if (!float.TryParse(guidanceText, NumberStyles.Float, CultureInfo.InvariantCulture, out guidance)
                 || !float.IsFinite(guidance) || guidance < 0 || guidance > _options.MaxGuidance)
             {
-                return new("guidance", $"guidance must be a number from 0 to {_options.MaxGuidance.ToString(CultureInfo.InvariantCulture)}; got '{Shorten(guidanceText)}'");
+                return new("guidance", $"guidance must be a number from 0 to {_options.MaxGuidance.ToString(CultureInfo.InvariantCulture)}; got '{Problems.Shorten(guidanceText)}'");
             }
             if (guidance > 0 && !spec.SupportsGuidance)
             {
@@ -130,7 +130,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
         var count = 1;
         if (Get("n") is { } countText && !TryInt(countText, 1, _options.MaxImagesPerRequest, out count))
         {
-            return new("n", $"n must be an integer from 1 to {_options.MaxImagesPerRequest}; got '{Shorten(countText)}'");
+            return new("n", $"n must be an integer from 1 to {_options.MaxImagesPerRequest}; got '{Problems.Shorten(countText)}'");
         }
 
         var format = "png";
@@ -139,7 +139,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
             format = formatText.ToLowerInvariant();
             if (!Formats.Contains(format))
             {
-                return new("format", $"unknown format '{Shorten(formatText)}'; allowed: {string.Join(", ", Formats)}");
+                return new("format", $"unknown format '{Problems.Shorten(formatText)}'; allowed: {string.Join(", ", Formats)}");
             }
         }
 
@@ -182,7 +182,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
             var named = candidates.Where(m => string.Equals(m.Spec.Name, name, StringComparison.Ordinal)).ToList();
             if (named.Count == 0)
             {
-                return new("model", $"no model named '{Shorten(name)}'{(resText is null ? "" : $" at res={resText}")}; loaded models: {ModelList(candidates)}");
+                return new("model", $"no model named '{Problems.Shorten(name)}'{(resText is null ? "" : $" at res={resText}")}; loaded models: {ModelList(candidates)}");
             }
             candidates = named;
         }
@@ -208,7 +208,6 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
         int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value) && value >= min && value <= max;
 
     /// <summary>Echoes at most 40 characters of user input into an error.</summary>
-    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
     private static ulong RandomSeed()
     {

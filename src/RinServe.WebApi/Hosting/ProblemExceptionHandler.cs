@@ -27,7 +27,7 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
                 status = StatusCodes.Status503ServiceUnavailable;
                 title = "Queue unavailable";
                 detail = "The job queue cannot be reached right now; retry later.";
-                http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(down.RetryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                Problems.SetRetryAfter(http.Response, down.RetryAfter);
                 logger.LogWarning(down, "Queue unavailable");
                 break;
             case OperationCanceledException when http.RequestAborted.IsCancellationRequested:

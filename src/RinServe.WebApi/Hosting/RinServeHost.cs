@@ -119,7 +119,7 @@ public static class RinServeHost
                 var http = context.HttpContext;
                 var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
                 http.Response.StatusCode = StatusCodes.Status429TooManyRequests;
-                http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                var seconds = Problems.SetRetryAfter(http.Response, retryAfter);
                 await http.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
                 {
                     HttpContext = http,
@@ -127,7 +127,7 @@ public static class RinServeHost
                     {
                         Status = StatusCodes.Status429TooManyRequests,
                         Title = "Rate limit exceeded",
-                        Detail = $"too many requests from this caller; retry after {http.Response.Headers.RetryAfter} s",
+                        Detail = $"too many requests from this caller; retry after {seconds} s",
                     },
                 });
             };
