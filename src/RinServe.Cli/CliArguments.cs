@@ -79,14 +79,7 @@ internal sealed record CliArguments(
             return false;
         }
 
-        SamplerKind? sampler = Get("--sampler", "ddim").ToLowerInvariant() switch
-        {
-            "ddim" => SamplerKind.Ddim,
-            "ddpm" => SamplerKind.Ddpm,
-            "ddpm-small" or "ddpm_small" => SamplerKind.DdpmSmallVariance,
-            _ => null,
-        };
-        if (sampler is null)
+        if (!SamplerNames.TryParse(Get("--sampler", "ddim"), out var sampler))
         {
             error = $"--sampler must be ddim, ddpm or ddpm-small, got '{Get("--sampler", "")}'";
             return false;
@@ -144,7 +137,7 @@ internal sealed record CliArguments(
         }
 
         parsed = new CliArguments(
-            values["--model"], values["--class"], steps, seed, values["--out"], sampler.Value, schedule, guidance, count, provider, threads);
+            values["--model"], values["--class"], steps, seed, values["--out"], sampler, schedule, guidance, count, provider, threads);
         error = null;
         return true;
     }

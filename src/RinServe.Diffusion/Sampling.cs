@@ -18,3 +18,28 @@ public sealed record GeneratedImage(int Width, int Height, int Channels, byte[] 
 
 /// <summary>Reported after each finished step; Step runs 1..Steps.</summary>
 public readonly record struct StepProgress(int Step, int Steps);
+
+/// <summary>The samplers' names in requests, files and the CLI: <c>ddim</c>, <c>ddpm</c>, <c>ddpm-small</c>.</summary>
+public static class SamplerNames
+{
+    public static readonly IReadOnlyList<string> All = ["ddim", "ddpm", "ddpm-small"];
+
+    public static string Name(SamplerKind kind) => kind switch
+    {
+        SamplerKind.Ddpm => "ddpm",
+        SamplerKind.DdpmSmallVariance => "ddpm-small",
+        _ => "ddim",
+    };
+
+    /// <summary>Case-insensitive; <c>ddpm_small</c> (the trainer's spelling) is read as <c>ddpm-small</c>.</summary>
+    public static bool TryParse(string text, out SamplerKind kind)
+    {
+        switch (text.ToLowerInvariant())
+        {
+            case "ddim": kind = SamplerKind.Ddim; return true;
+            case "ddpm": kind = SamplerKind.Ddpm; return true;
+            case "ddpm-small" or "ddpm_small": kind = SamplerKind.DdpmSmallVariance; return true;
+            default: kind = SamplerKind.Ddim; return false;
+        }
+    }
+}

@@ -1,3 +1,4 @@
+using RinServe.Diffusion;
 using System.Text.Json.Serialization;
 using RinServe.Jobs;
 using RinServe.Onnx;
@@ -55,7 +56,7 @@ public sealed record JobDocument(
             names is not null && spec.ClassId < names.Count ? names[(int)spec.ClassId] : null,
             spec.Seed,
             spec.Steps,
-            ImageEncoder.SamplerName(spec.Sampler),
+            SamplerNames.Name(spec.Sampler),
             spec.Schedule,
             spec.Guidance,
             spec.Count,

@@ -22,7 +22,6 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
     /// <summary>The accepted parameter names.</summary>
     public static readonly IReadOnlyList<string> Names = ["class", "res", "model", "steps", "sampler", "schedule", "seed", "guidance", "n", "format"];
 
-    public static readonly IReadOnlyList<string> Samplers = ["ddim", "ddpm", "ddpm-small"];
     public static readonly IReadOnlyList<string> Formats = ["png", "jpeg", "webp"];
 
     private readonly SamplingOptions _options = options.Value;
@@ -78,15 +77,9 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
         }
 
         var sampler = SamplerKind.Ddim;
-        if (Get("sampler") is { } samplerText)
+        if (Get("sampler") is { } samplerText && !SamplerNames.TryParse(samplerText, out sampler))
         {
-            switch (samplerText.ToLowerInvariant())
-            {
-                case "ddim": sampler = SamplerKind.Ddim; break;
-                case "ddpm": sampler = SamplerKind.Ddpm; break;
-                case "ddpm-small": sampler = SamplerKind.DdpmSmallVariance; break;
-                default: return new("sampler", $"unknown sampler '{Problems.Shorten(samplerText)}'; allowed: {string.Join(", ", Samplers)}");
-            }
+            return new("sampler", $"unknown sampler '{Problems.Shorten(samplerText)}'; allowed: {string.Join(", ", SamplerNames.All)}");
         }
 
         var schedule = "cosine";

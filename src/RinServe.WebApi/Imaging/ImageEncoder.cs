@@ -41,7 +41,7 @@ public static class ImageEncoder
                 ("seed", unchecked(spec.Seed + (ulong)index).ToString(CultureInfo.InvariantCulture)),
                 ("model", spec.Model),
                 ("steps", spec.Steps.ToString(CultureInfo.InvariantCulture)),
-                ("sampler", SamplerName(spec.Sampler)),
+                ("sampler", SamplerNames.Name(spec.Sampler)),
                 ("schedule", spec.Schedule),
                 ("guidance", spec.Guidance.ToString(CultureInfo.InvariantCulture)),
                 ("class", $"{spec.ClassId} {className}".Trim()),
@@ -70,12 +70,5 @@ public static class ImageEncoder
         1 => Image.LoadPixelData<L8>(pixels.Pixels, pixels.Width, pixels.Height),
         3 => Image.LoadPixelData<Rgb24>(pixels.Pixels, pixels.Width, pixels.Height),
         _ => throw new NotSupportedException($"images with {pixels.Channels} channels cannot be encoded"),
-    };
-
-    public static string SamplerName(SamplerKind kind) => kind switch
-    {
-        SamplerKind.Ddpm => "ddpm",
-        SamplerKind.DdpmSmallVariance => "ddpm-small",
-        _ => "ddim",
     };
 }
