@@ -12,16 +12,16 @@
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE
 py=/usr/bin/python3
-out=runs/ablation-128
-steps=${STEPS:-700}
+config=${CONFIG:-training/configs/ablation-128-x.json}
+out=${OUT:-runs/$(basename "$config" .json)}
 shift_schedule="cosine@0.2,1,2"
 stage() { echo "== $(date -u +%H:%M:%S) $*"; }
 
 train() {  # row, then --set overrides
   local row=$1; shift
   stage "train $row"
-  $py -m training.train --config training/configs/ablation-128.json --threads 2 \
-      --set "out_dir=$out/$row" --set "name=ablation-128-$row" --set "steps=$steps" "$@" | tail -3
+  $py -m training.train --config "$config" --threads 2 \
+      --set "out_dir=$out/$row" --set "name=$(basename "$config" .json)-$row" ${STEPS:+--set "steps=$STEPS"} "$@" | tail -3
 }
 judge() {  # row [inference schedule]
   stage "judge $1 ${2:-cosine}"
