@@ -14,51 +14,6 @@ namespace RinServe.WebApi.Tests;
 /// </summary>
 public sealed class FaultSuiteTests(ITestOutputHelper output)
 {
-    private static Dictionary<string, string> Settings(string role, RedisServer? redis, string prefix, params (string Key, string Value)[] extra)
-    {
-        var settings = new Dictionary<string, string>
-        {
-            ["RinServe__Role"] = role,
-            ["RinServe__ModelsPath"] = TestModels.Folder,
-            ["Sampling__MaxSteps"] = "100000",
-            ["Jobs__KeyPrefix"] = prefix.Length > 0 ? prefix : "rin:",
-            ["Jobs__VisibilityTimeout"] = "00:00:03",
-            ["Jobs__ReclaimInterval"] = "00:00:00.250",
-            ["Jobs__RedisBreakDuration"] = "00:00:01",
-            ["Jobs__RedisAttemptTimeout"] = "00:00:00.500",
-            ["Workers__HeartbeatInterval"] = "00:00:00.250",
-            ["Workers__ErrorBackoff"] = "00:00:00.200",
-            ["Onnx__IntraOpThreads"] = "1",
-            ["Onnx__WarmUp"] = "false",
-            ["RateLimit__Enabled"] = "false",
-            ["Logging__Console__FormatterName"] = "simple",
-            ["Logging__LogLevel__Default"] = "Information",
-        };
-        if (redis is not null)
-        {
-            settings["RinServe__Redis"] = redis.ConnectionString;
-        }
-        foreach (var (key, value) in extra)
-        {
-            settings[key] = value;
-        }
-        return settings;
-    }
-
-    private static async Task<HttpResponseMessage> PostAsync(HttpClient client, string query)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?" + query);
-        request.Headers.Add("Prefer", "respond-async");
-        return await client.SendAsync(request);
-    }
-
-    private static async Task<string> SubmitAsync(HttpClient client, string query)
-    {
-        var response = await PostAsync(client, query);
-        Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
-        return response.Headers.GetValues("X-Job-Id").Single();
-    }
-
     private static async Task WaitAllAsync(HttpClient client, IEnumerable<string> ids, string state, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
@@ -81,8 +36,8 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
     {
         await using var redis = await RedisServer.StartAsync(fsync);
         var prefix = $"aof{Guid.NewGuid():N}:";
-        await using var api = ServiceProcess.Start("api", Settings("api", redis, prefix));
-        await using var worker = ServiceProcess.Start("worker", Settings("worker", redis, prefix));
+        await using var api = ServiceProcess.Start("api", ProcessSettings.For("api", redis, prefix));
+        await using var worker = ServiceProcess.Start("worker", ProcessSettings.For("worker", redis, prefix));
         await Task.WhenAll(api.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60)), worker.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60)));
         using var client = new HttpClient { BaseAddress = new Uri(api.Url), Timeout = TimeSpan.FromSeconds(10) };
 
@@ -102,7 +57,7 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
         });
         for (var i = 0; clock.Elapsed < TimeSpan.FromSeconds(10) || !restart.IsCompleted; i++)
         {
-            var response = await PostAsync(client, $"class={i % 10}&steps=20&seed={i}");
+            var response = await ProcessSettings.PostAsync(client, $"class={i % 10}&steps=20&seed={i}");
             statuses[(int)response.StatusCode] = statuses.GetValueOrDefault((int)response.StatusCode) + 1;
             if (response.StatusCode == HttpStatusCode.Accepted)
             {
@@ -142,18 +97,18 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
     public async Task Overload_at_ten_times_the_queue_bound_gets_429_with_retry_after_memory_stays_bounded_and_accepted_jobs_finish()
     {
         const int bound = 10;
-        await using var service = ServiceProcess.Start("all", Settings("all", null, "", ("Jobs__MaxQueueLength", bound.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+        await using var service = ServiceProcess.Start("all", ProcessSettings.For("all", null, "", ("Jobs__MaxQueueLength", bound.ToString(System.Globalization.CultureInfo.InvariantCulture))));
         await service.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60));
         using var client = new HttpClient { BaseAddress = new Uri(service.Url), Timeout = TimeSpan.FromSeconds(30) };
         // Warm up, then the baseline.
-        await WaitAllAsync(client, [await SubmitAsync(client, "class=1&steps=5")], "succeeded", TimeSpan.FromSeconds(30));
+        await WaitAllAsync(client, [await ProcessSettings.SubmitAsync(client, "class=1&steps=5")], "succeeded", TimeSpan.FromSeconds(30));
         var before = RssBytes(service.ProcessId);
 
         var accepted = new List<string>();
         var statuses = new Dictionary<int, int>();
         for (var wave = 0; wave < 10; wave++)
         {
-            var responses = await Task.WhenAll(Enumerable.Range(0, 10 * bound).Select(i => PostAsync(client, $"class={i % 10}&steps=200&seed={wave * 1000 + i}")));
+            var responses = await Task.WhenAll(Enumerable.Range(0, 10 * bound).Select(i => ProcessSettings.PostAsync(client, $"class={i % 10}&steps=200&seed={wave * 1000 + i}")));
             foreach (var response in responses)
             {
                 statuses[(int)response.StatusCode] = statuses.GetValueOrDefault((int)response.StatusCode) + 1;
@@ -184,8 +139,8 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
     {
         await using var redis = await RedisServer.StartAsync("everysec");
         var prefix = $"roles{Guid.NewGuid():N}:";
-        var apiSettings = Settings("api", redis, prefix);
-        var workerSettings = Settings("worker", redis, prefix, ("Workers__MaxBatch", "1"));
+        var apiSettings = ProcessSettings.For("api", redis, prefix);
+        var workerSettings = ProcessSettings.For("worker", redis, prefix, ("Workers__MaxBatch", "1"));
         await using var api = ServiceProcess.Start("api", apiSettings);
         await using var other = ServiceProcess.Start("api-2", apiSettings);
         await using var worker = ServiceProcess.Start("worker", workerSettings);
@@ -193,10 +148,10 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
             worker.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60)));
         using var client = new HttpClient { BaseAddress = new Uri(api.Url), Timeout = TimeSpan.FromSeconds(60) };
         using var client2 = new HttpClient { BaseAddress = new Uri(other.Url), Timeout = TimeSpan.FromSeconds(60) };
-        var ids = new List<string> { await SubmitAsync(client, "class=1&steps=3000") };
+        var ids = new List<string> { await ProcessSettings.SubmitAsync(client, "class=1&steps=3000") };
         for (var i = 0; i < 4; i++)
         {
-            ids.Add(await SubmitAsync(client, $"class={i}&steps=30&seed={i}"));
+            ids.Add(await ProcessSettings.SubmitAsync(client, $"class={i}&steps=30&seed={i}"));
         }
         await Http.WaitForStateAsync(client, ids[0], "running");
 

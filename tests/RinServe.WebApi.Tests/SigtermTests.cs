@@ -10,52 +10,24 @@ namespace RinServe.WebApi.Tests;
 /// <summary>SIGTERM of a real service process with clients connected, for both queues (issue 14, defects 4 and 5).</summary>
 public sealed class SigtermTests
 {
-    private static Dictionary<string, string> Settings(params (string Key, string Value)[] extra)
-    {
-        var settings = new Dictionary<string, string>
-        {
-            ["RinServe__ModelsPath"] = TestModels.Folder,
-            ["Sampling__MaxSteps"] = "100000",
-            ["Onnx__IntraOpThreads"] = "1",
-            ["Onnx__WarmUp"] = "false",
-            ["RateLimit__Enabled"] = "false",
-            ["Workers__MaxBatch"] = "1",
-            ["Workers__HeartbeatInterval"] = "00:00:00.200",
-            ["DOTNET_SHUTDOWNTIMEOUTSECONDS"] = "60",
-            ["Logging__Console__FormatterName"] = "simple",
-            ["Logging__LogLevel__Default"] = "Information",
-        };
-        foreach (var (key, value) in extra)
-        {
-            settings[key] = value;
-        }
-        return settings;
-    }
-
-    private static async Task<string> SubmitAsync(HttpClient client, string query)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?" + query);
-        request.Headers.Add("Prefer", "respond-async");
-        var response = await client.SendAsync(request);
-        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
-        return response.Headers.GetValues("X-Job-Id").Single();
-    }
+    /// <summary>One batch at a time, and a shutdown timeout long enough for the running batch.</summary>
+    private static readonly (string, string)[] Common = [("Workers__MaxBatch", "1"), ("DOTNET_SHUTDOWNTIMEOUTSECONDS", "60")];
 
     [Fact]
     public async Task All_in_one_with_redis_stops_taking_jobs_ends_watchers_at_once_and_finishes_only_its_running_batch()
     {
         await using var redis = await RedisServer.StartAsync();
         var prefix = $"term{Guid.NewGuid():N}:";
-        await using var service = ServiceProcess.Start("all", Settings(("RinServe__Redis", redis.ConnectionString), ("Jobs__KeyPrefix", prefix)));
+        await using var service = ServiceProcess.Start("all", ProcessSettings.For("all", redis, prefix, Common));
         await service.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60));
         using var client = new HttpClient { BaseAddress = new Uri(service.Url), Timeout = TimeSpan.FromSeconds(120) };
 
         // A job of a few seconds runs; three more wait behind it (MaxBatch 1).
-        var running = await SubmitAsync(client, "class=1&steps=3000");
+        var running = await ProcessSettings.SubmitAsync(client, "class=1&steps=3000");
         var waiting = new List<string>();
         for (var i = 0; i < 3; i++)
         {
-            waiting.Add(await SubmitAsync(client, $"class=2&steps=5&seed={i}"));
+            waiting.Add(await ProcessSettings.SubmitAsync(client, $"class=2&steps=5&seed={i}"));
         }
         await Http.WaitForStateAsync(client, running, "running");
 
@@ -98,14 +70,14 @@ public sealed class SigtermTests
     [Fact]
     public async Task In_process_queue_drains_on_sigterm_refusing_new_jobs_and_serving_results_until_it_stops()
     {
-        await using var service = ServiceProcess.Start("all", Settings(
-            ("RinServe__ShutdownDrainTimeout", "00:00:40"), ("RinServe__ShutdownResultGrace", "00:00:03")));
+        await using var service = ServiceProcess.Start("all", ProcessSettings.For("all", null, "", [.. Common,
+            ("RinServe__ShutdownDrainTimeout", "00:00:40"), ("RinServe__ShutdownResultGrace", "00:00:03")]));
         await service.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60));
         using var client = new HttpClient { BaseAddress = new Uri(service.Url), Timeout = TimeSpan.FromSeconds(60) };
-        var accepted = new List<string> { await SubmitAsync(client, "class=1&steps=2000") };
+        var accepted = new List<string> { await ProcessSettings.SubmitAsync(client, "class=1&steps=2000") };
         for (var i = 0; i < 3; i++)
         {
-            accepted.Add(await SubmitAsync(client, $"class={i}&steps=300&seed={i}"));
+            accepted.Add(await ProcessSettings.SubmitAsync(client, $"class={i}&steps=300&seed={i}"));
         }
         await Http.WaitForStateAsync(client, accepted[0], "running");
 
