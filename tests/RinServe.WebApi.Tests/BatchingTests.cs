@@ -50,7 +50,7 @@ public sealed class BatchingTests
         var client = factory.CreateClient();
         var responses = await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
         {
-            var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class={i}&steps=3000&seed={i}");
+            var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class={i}&steps=20000&seed={i}");
             request.Headers.Add("Prefer", "respond-async");
             return client.SendAsync(request);
         }));
@@ -62,8 +62,8 @@ public sealed class BatchingTests
         Assert.Equal(HttpStatusCode.OK, (await client.DeleteAsync($"/jobs/{ids[1]}")).StatusCode);
 
         Assert.Equal("canceled", (await Http.WaitForStateAsync(client, ids[1], "canceled")).GetProperty("status").GetString());
-        await Http.WaitForStateAsync(client, ids[0], "succeeded", TimeSpan.FromSeconds(120));
-        await Http.WaitForStateAsync(client, ids[2], "succeeded", TimeSpan.FromSeconds(120));
+        await Http.WaitForStateAsync(client, ids[0], "succeeded", TimeSpan.FromSeconds(300));
+        await Http.WaitForStateAsync(client, ids[2], "succeeded", TimeSpan.FromSeconds(300));
         Assert.Equal("canceled", (await client.GetFromJsonAsync<System.Text.Json.JsonElement>($"/jobs/{ids[1]}")).GetProperty("status").GetString());
         Assert.Equal(HttpStatusCode.Conflict, (await client.GetAsync($"/jobs/{ids[1]}/images/0")).StatusCode);
     }
