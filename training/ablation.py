@@ -33,13 +33,14 @@ def sheet_path(run: str, schedule: str) -> str:
     return os.path.join(run, "sheet-" + schedule.replace("@", "-").replace(",", "_") + ".png")
 
 
-def judge_run(run: str, schedule: str, per_class: int) -> dict:
+def judge_run(run: str, schedule: str, per_class: int, device: str = "cpu") -> dict:
     model, state = model_from_checkpoint(os.path.join(run, "ckpt.pt"))
+    model.to(device)
     cfg = state["config"]
     start = time.time()
     r = judge_model(model, cfg, per_class=per_class, guidance=0.0, schedule=schedule, keep_per_class=SHEET_PER_CLASS)
     save_grid(r.pop("images"), sheet_path(run, schedule), nrow=SHEET_PER_CLASS)
-    r.update(judge_minutes=(time.time() - start) / 60, train_schedule=cfg["train_schedule"], input_scale=cfg["input_scale"])
+    r.update(judge_minutes=(time.time() - start) / 60, judge_device=device, train_schedule=cfg["train_schedule"], input_scale=cfg["input_scale"])
     with open(os.path.join(run, f"judge-{schedule}.json"), "w") as f:
         json.dump(r, f, indent=2)
     return r
@@ -86,6 +87,7 @@ def main(argv=None) -> int:
     j.add_argument("--schedule", default="cosine", help="the inference schedule (default: the service's, cosine)")
     j.add_argument("--per-class", type=int, default=100)
     j.add_argument("--threads", type=int, default=0)
+    j.add_argument("--device", default="cpu", help="where to sample (cpu, cuda)")
     t = sub.add_parser("table", help="print the Markdown table of every judged row under FOLDER")
     t.add_argument("folder")
     t.add_argument("--sheets", help="copy each row's sample sheet into this folder")
@@ -93,7 +95,7 @@ def main(argv=None) -> int:
     if args.command == "judge":
         if args.threads:
             torch.set_num_threads(args.threads)
-        print(json.dumps(judge_run(args.run, args.schedule, args.per_class)))
+        print(json.dumps(judge_run(args.run, args.schedule, args.per_class, args.device)))
     else:
         print(table(args.folder, args.sheets))
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import os
 import sys
 
@@ -54,7 +55,16 @@ def carry(trunk_path: str, resolution: int, lattice: int = 0) -> tuple[RIN, dict
     return model.eval(), dict(config=cfg, ema=model.state_dict(), model=model.state_dict(), step=state["step"],
                               elapsed=state["elapsed"], history=state["history"][-200:],
                               samples_seen=state.get("samples_seen", state["step"] * cfg["batch_size"]),
-                              carried_from=trunk_path)
+                              carried_from=dict(path=trunk_path, sha256=file_sha256(trunk_path),
+                                                lattice=lattice))
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def main(argv=None) -> int:

@@ -176,7 +176,7 @@ def judge_model(model, cfg: dict, per_class: int = 100, steps: int = 50, batch: 
         c = classes[i:i + batch]
         imgs = sample(model, c, steps=steps, schedule=Schedule(schedule), input_scale=cfg["input_scale"],
                       prediction=cfg["prediction"], normalize_input=cfg["normalize_input"], generator=gen,
-                      guidance=guidance, null_class=model.cfg.null_class)
+                      guidance=guidance, null_class=model.cfg.null_class).cpu()   # the judge runs on the CPU
         block.add(imgs)
         if keep_per_class:
             index = torch.arange(i, i + len(c)) % per_class < keep_per_class

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+# Debian's dataset-fashion-mnist; RINSERVE_FASHION_MNIST points elsewhere (a GPU host without the package).
+FASHION_MNIST_DIR = os.environ.get("RINSERVE_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")

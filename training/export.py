@@ -2,6 +2,11 @@
 
     /usr/bin/python3 -m training.export runs/fmnist-64/ckpt.pt models/fmnist-64.onnx [--judge]
 
+Judging can run elsewhere (a GPU host, where this torch cannot export): `--judge --device cuda
+--record R.json --no-export` there, then `--judged R.json` here, which takes the figures from the
+record. The record names the checkpoint it judged (for a carried model, the trunk file's sha256 and
+the resolution), and --judged refuses a checkpoint that is not that one.
+
 The file is written next to its destination, checked with onnx.checker, and only then moved
 into place. An existing trained model is kept when the new one scores lower with the
 trainer's classifier (--judge), unless --force.
@@ -129,6 +134,42 @@ def choose_guidance(sweep: list[dict]) -> float:
     return min(sweep, key=lambda r: r["fd"])["guidance"]
 
 
+def judge(model: RIN, cfg: dict, args) -> dict:
+    """The guidance sweep (unless --guidance), then the chosen weight judged at --samples-per-class."""
+    from .classifier import judge_model
+    if args.guidance is not None:
+        guidance, sweep = args.guidance, []
+    else:
+        sweep = [judge_model(model, cfg, per_class=args.sweep_per_class, guidance=w) for w in args.guidance_sweep]
+        for r in sweep:
+            print(f"sweep: guidance {r['guidance']:g}: accuracy {r['accuracy']:.4f}, FD {r['fd']:.3f} "
+                  f"(real {r['real_fd']:.3f}), blockiness {r['blockiness']:.3f}")
+        guidance = choose_guidance(sweep)
+    return dict(judge_model(model, cfg, per_class=args.samples_per_class, guidance=guidance), sweep=sweep)
+
+
+def checkpoint_identity(state: dict, path: str) -> dict:
+    """What a record was judged on: a carried model by its trunk's bytes and its resolution, any
+    other checkpoint by its own bytes."""
+    from .carry import file_sha256
+    carried = state.get("carried_from")
+    if isinstance(carried, dict):
+        return dict(trunk_sha256=carried["sha256"], lattice=carried["lattice"], resolution=state["config"]["model"]["resolution"])
+    return dict(sha256=file_sha256(path))
+
+
+def read_record(path: str, state: dict, resolution: int) -> dict:
+    with open(path) as f:
+        r = json.load(f)
+    carried = state.get("carried_from")
+    want = r.get("checkpoint", {})
+    if not (isinstance(carried, dict) and want.get("trunk_sha256") == carried["sha256"]
+            and want.get("lattice") == carried["lattice"] and want.get("resolution") == resolution == r["resolution"]):
+        raise ValueError(f"{path} judged {want or 'an unnamed checkpoint'}, not this one (a model carried from "
+                         f"{carried.get('sha256') if isinstance(carried, dict) else '?'} to {resolution} px)")
+    return r
+
+
 def read_metadata(path: str) -> dict:
     return {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
 
@@ -146,6 +187,10 @@ def main(argv=None) -> int:
     ap.add_argument("--float32", action="store_true", help="store every weight as float32 (default: matrices of "
                     f"{SHIP_HALF_MIN_ELEMENTS}+ values as float16, judged as such)")
     ap.add_argument("--force", action="store_true", help="replace an existing model even if it scores higher")
+    ap.add_argument("--device", default="cpu", help="where the judge samples (cpu, cuda)")
+    ap.add_argument("--record", help="write the judged figures to this JSON file")
+    ap.add_argument("--no-export", action="store_true", help="judge (and --record) only; write no model")
+    ap.add_argument("--judged", help="a --record file: its figures instead of judging here")
     args = ap.parse_args(argv)
     try:
         model, state = model_from_checkpoint(args.checkpoint)
@@ -161,22 +206,28 @@ def main(argv=None) -> int:
         print(f"error: cannot write to {out_dir}", file=sys.stderr)
         return 2
     extra = {}
-    if args.judge:
-        from .classifier import judge_model
-        if args.guidance is not None:
-            guidance, sweep = args.guidance, []
+    if args.judge or args.judged:
+        if args.judged:
+            try:
+                r = read_record(args.judged, state, model.cfg.resolution)
+            except (OSError, KeyError, ValueError) as e:
+                print(f"error: --judged: {e}", file=sys.stderr)
+                return 2
+            guidance = r["guidance"]
         else:
-            sweep = [judge_model(model, cfg, per_class=args.sweep_per_class, guidance=w)
-                     for w in args.guidance_sweep]
-            for r in sweep:
-                print(f"sweep: guidance {r['guidance']:g}: accuracy {r['accuracy']:.4f}, FD {r['fd']:.3f} "
-                      f"(real {r['real_fd']:.3f}), blockiness {r['blockiness']:.3f}")
-            guidance = choose_guidance(sweep)
-        r = judge_model(model, cfg, per_class=args.samples_per_class, guidance=guidance)
+            r = judge(model.to(args.device), cfg, args)
+            model.cpu()
+            r.update(checkpoint=checkpoint_identity(state, args.checkpoint), device=args.device, torch=torch.__version__)
+            if args.record:
+                with open(args.record, "w") as f:
+                    json.dump(r, f, indent=2)
+            guidance = r["guidance"]
         print(f"judged {r['samples']} samples at {r['resolution']} px, guidance {guidance:g}: class accuracy "
               f"{r['accuracy']:.4f} (real {r['real_accuracy']:.4f}), FD {r['fd']:.3f} (real {r['real_fd']:.3f}, "
               f"ratio {r['fd'] / r['real_fd']:.2f}), blockiness {r['blockiness']:.3f} (real {r['real_blockiness']:.3f})")
-        print(json.dumps(dict(r, sweep=sweep)))
+        print(json.dumps(r))
+        if args.no_export:
+            return 0
         acc = r["accuracy"]
         extra.update({"rin.default_guidance": f"{guidance:g}", "rin.class_accuracy": f"{acc:.4f}",
                       "rin.fd": f"{r['fd']:.4f}", "rin.fd_real": f"{r['real_fd']:.4f}",
