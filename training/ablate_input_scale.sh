@@ -13,6 +13,7 @@
 #   PER_CLASS=20 STEPS=100 training/ablate_input_scale.sh    # a quick look
 #   ROWS="b1 b0.5" PER_CLASS=50 training/ablate_input_scale.sh # some rows; samples judged per class (default 100)
 #   DEVICE=cuda MINUTES=4 BATCH=256 OUT=runs/ablation-128-gpu training/ablate_input_scale.sh
+#   SEED=1 ...                                     # another seed (weights and data order)
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE
 py=${PYTHON:-/usr/bin/python3}
@@ -26,10 +27,10 @@ stage() { echo "== $(date -u +%H:%M:%S) $*"; }
 budget=() threads=()
 [ "$device" = cpu ] && threads=(--threads 2)
 if [ -z "${MINUTES:-}" ]; then
-  budget=("${threads[@]}" ${STEPS:+--set "steps=$STEPS"})
+  budget=("${threads[@]}" ${STEPS:+--set "steps=$STEPS"} ${SEED:+--set "seed=$SEED"})
 else   # a wall-clock budget; steps only bounds it; EMA over thousands of steps
   budget=(--set "max_minutes=${MINUTES:-4}" --set "steps=${STEPS:-1000000}" --set ema_decay=0.999
-          ${BATCH:+--set "batch_size=$BATCH"} --set sample_every=0)
+          ${BATCH:+--set "batch_size=$BATCH"} --set sample_every=0 ${SEED:+--set "seed=$SEED"})
 fi
 
 overrides() {  # the row's own settings

@@ -79,6 +79,19 @@ def table(folder: str, sheets: str | None) -> str:
     return "\n".join(lines)
 
 
+def compare(folder: str, out: str, scale: float = 0.5) -> list[str]:
+    """Every row's cosine-schedule sheet side by side (in the table's order), scaled down: one image."""
+    from PIL import Image
+    runs = [r for r in rows(folder) if r["schedule"] == "cosine"]
+    sheets = [Image.open(r["sheet"]).convert("L") for r in runs]
+    w, h = (int(v * scale) for v in sheets[0].size)
+    canvas = Image.new("L", (len(sheets) * (w + 10) - 10, h), 255)
+    for i, sheet in enumerate(sheets):
+        canvas.paste(sheet.resize((w, h), Image.LANCZOS), (i * (w + 10), 0))
+    canvas.save(out, optimize=True)
+    return [r["row"] for r in runs]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -91,6 +104,7 @@ def main(argv=None) -> int:
     t = sub.add_parser("table", help="print the Markdown table of every judged row under FOLDER")
     t.add_argument("folder")
     t.add_argument("--sheets", help="copy each row's sample sheet into this folder")
+    t.add_argument("--compare", help="write every row's sheet side by side, half size, to this PNG")
     args = ap.parse_args(argv)
     if args.command == "judge":
         if args.threads:
@@ -98,6 +112,8 @@ def main(argv=None) -> int:
         print(json.dumps(judge_run(args.run, args.schedule, args.per_class, args.device)))
     else:
         print(table(args.folder, args.sheets))
+        if args.compare:
+            print(f"{args.compare}: rows {', '.join(compare(args.folder, args.compare))}, left to right")
     return 0
 
 
