@@ -353,3 +353,35 @@ def test_folder_judge_scores_real_images_like_real_images(tmp_path):
     assert r["accuracy"] >= 0.8
     assert r["fd"] < 3 * r["real_fd"]
     assert r["blockiness"] < 1.15
+
+
+def test_a_record_judged_elsewhere_is_taken_only_for_a_model_carried_from_the_trunk_it_names(tmp_path):
+    """training.slim keeps what carry reads; export --judged takes a --record's figures into the file's
+    metadata for a model carried from the same trunk file to the same resolution, and refuses others."""
+    from training.carry import carry, file_sha256
+    from training.export import checkpoint_identity, main as export_main
+    from training.slim import slim
+    trunk = tiny(head="overlap")
+    cfg = dict(model=trunk.cfg.to_dict(), prediction="x", input_scale=1.0, normalize_input=False, name="tiny-16",
+               batch_size=4, train_schedule="cosine", dataset="fashion-mnist")
+    full, small = str(tmp_path / "ckpt.pt"), str(tmp_path / "trunk.pt")
+    torch.save(dict(ema=trunk.state_dict(), model=trunk.state_dict(), opt={"state": {}}, config=cfg, step=3,
+                    elapsed=1.0, history=[0.5] * 300), full)
+    kept = slim(full, small)
+    assert set(kept) == {"ema", "config", "step", "elapsed", "history"} and len(kept["history"]) == 200
+    _, state = carry(small, 32)
+    carried = str(tmp_path / "carried.pt")
+    torch.save(state, carried)
+    record = dict(resolution=32, guidance=2.0, samples=10, accuracy=0.9, fd=1.5, real_fd=1.0, blockiness=1.05,
+                  real_accuracy=0.9, real_blockiness=1.0, sweep=[], checkpoint=checkpoint_identity(state, carried))
+    assert record["checkpoint"] == dict(trunk_sha256=file_sha256(small), lattice=0, resolution=32)
+    judged = tmp_path / "judged.json"
+    judged.write_text(json.dumps(record))
+    out = str(tmp_path / "m.onnx")
+    assert export_main([carried, out, "--judged", str(judged), "--float32"]) == 0
+    meta = read_metadata(out)
+    assert (meta["rin.class_accuracy"], meta["rin.default_guidance"], meta["rin.fd"]) == ("0.9000", "2", "1.5000")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(dict(record, checkpoint=dict(record["checkpoint"], trunk_sha256="0" * 64))))
+    assert export_main([carried, str(tmp_path / "n.onnx"), "--judged", str(other)]) == 2
+    assert not os.path.exists(tmp_path / "n.onnx")
