@@ -73,11 +73,11 @@ public sealed class RinSampler
                 }
             }
 
-            ToUnitRange(finalX0, spec.InputScale, finalX0);
+            ImageOutput.ToUnitRange(finalX0, spec.InputScale, finalX0);
             var result = new GeneratedImage[images.Count];
             for (var b = 0; b < images.Count; b++)
             {
-                result[b] = ToImage(finalX0.Slice(b * perImage, perImage), spec);
+                result[b] = ImageOutput.ToImage(finalX0.Slice(b * perImage, perImage), spec);
             }
 
             return result;
@@ -103,147 +103,93 @@ public sealed class RinSampler
         IPreviewSink? previews = null)
     {
         var spec = _denoiser.Spec;
-        var schedule = Validate(settings, images, spec);
-        var batch = images.Count;
-        var guided = settings.Guidance > 0;
-        var netBatch = guided ? 2 * batch : batch;
-        var perImage = spec.PixelsPerImage;
-        var perLatents = spec.LatentsPerImage;
-        var steps = settings.Steps;
+        var schedule = SamplerChecks.Validate(settings, images, spec);
+        if (finalX0.Length != images.Count * spec.PixelsPerImage)
+        {
+            throw new ArgumentException($"finalX0 must hold {images.Count * spec.PixelsPerImage} values", nameof(finalX0));
+        }
+
+        using var buffers = new SamplerBuffers(images.Count, settings.Guidance > 0, spec);
+        StartFromNoise(images, buffers, spec);
         var stochastic = settings.Sampler != SamplerKind.Ddim;
-        if (finalX0.Length != batch * perImage)
+        using var noiseAhead = stochastic ? new NoiseAhead(_noise, images, buffers.StepNoise, spec.PixelsPerImage) : null;
+        for (var i = 0; i < settings.Steps; i++)
         {
-            throw new ArgumentException($"finalX0 must hold {batch * perImage} values", nameof(finalX0));
+            cancellationToken.ThrowIfCancellationRequested();
+            var coefficients = StepCoefficients.At(i, schedule, settings, spec);
+            Normalize(buffers, firstStep: i == 0, spec.NormalizeInput);
+            buffers.Gammas.Fill(coefficients.Gamma);
+            noiseAhead?.Start(i);
+            _denoiser.Denoise(buffers.NetBatch, buffers.NetIn, buffers.Gammas, buffers.Classes, buffers.LatentsIn, buffers.NetPred, buffers.LatentsOut);
+            buffers.SwapLatents();
+            noiseAhead?.Wait();
+
+            // x̂0 is only read after the last step (and by an observer, or for a preview that was asked for).
+            Update(buffers, coefficients, i + 1, finalX0, readX0: observer is not null || i == settings.Steps - 1, previews, spec);
+            observer?.Invoke(i, buffers.X, finalX0);
+            onStep?.Invoke(new StepProgress(i + 1, settings.Steps));
         }
+    }
 
-        var floats = ArrayPool<float>.Shared;
-        var x = floats.Rent(batch * perImage);
-        var netX = floats.Rent(netBatch * perImage);
-        var pred = floats.Rent(netBatch * perImage);
-        var stepNoise = floats.Rent(batch * perImage);
-        var latentsA = floats.Rent(netBatch * perLatents);
-        var latentsB = floats.Rent(netBatch * perLatents);
-        var gammaIn = floats.Rent(netBatch);
-        var classIds = ArrayPool<long>.Shared.Rent(netBatch);
-        var statistics = ArrayPool<(double Sum, double SumOfSquares)>.Shared.Rent(batch);
-        try
+    /// <summary>x_T: each image's seeded noise; the class of each row of the network's batch (the null class for the guidance half).</summary>
+    private void StartFromNoise(IReadOnlyList<ImageRequest> images, SamplerBuffers buffers, ModelSpec spec)
+    {
+        var classes = buffers.Classes;
+        for (var b = 0; b < buffers.Batch; b++)
         {
-            var xs = x.AsSpan(0, batch * perImage);
-            var x0 = finalX0;
-            var noise = stepNoise.AsSpan(0, batch * perImage);
-            var netIn = netX.AsSpan(0, netBatch * perImage);
-            var netPred = pred.AsSpan(0, netBatch * perImage);
-            var gammas = gammaIn.AsSpan(0, netBatch);
-            var classes = classIds.AsSpan(0, netBatch);
-            var latentsIn = latentsA.AsSpan(0, netBatch * perLatents);
-            var latentsOut = latentsB.AsSpan(0, netBatch * perLatents);
-
-            // Latent self-conditioning starts from zeros (RIN paper §3.2).
-            latentsIn.Clear();
-            for (var b = 0; b < batch; b++)
+            _noise.Fill(images[b].Seed, INoiseSource.InitialStep, buffers.Image(buffers.X, b));
+            classes[b] = images[b].ClassId;
+            if (buffers.NetBatch > buffers.Batch)
             {
-                _noise.Fill(images[b].Seed, INoiseSource.InitialStep, xs.Slice(b * perImage, perImage));
-                classes[b] = images[b].ClassId;
-                if (guided)
-                {
-                    classes[batch + b] = spec.NullClass!.Value;
-                }
-            }
-
-            using var noiseAhead = stochastic ? new NoiseAhead(_noise, images, stepNoise, perImage) : null;
-            var guidanceCond = (float)(1.0 + settings.Guidance);
-            for (var i = 0; i < steps; i++)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-
-                // Step times and scalar coefficients in float64, cast once (the reference does the same).
-                var t = 1.0 - (double)i / steps;
-                var tNext = Math.Max(1.0 - (double)(i + 1) / steps, 0.0);
-                var g = schedule.Gamma(t);
-                var gNext = schedule.Gamma(tNext);
-
-                // DDPM ancestral step (Ho et al. 2020, eq. 11) in γ form: α = clip(g/g', 0, 1).
-                var alpha = Math.Clamp(g / gNext, 0.0, 1.0);
-                var variance = settings.Sampler == SamplerKind.DdpmSmallVariance
-                    ? (1.0 - gNext) / (1.0 - g) * (1.0 - alpha)
-                    : 1.0 - alpha;
-                var coefficients = new StepCoefficients(
-                    spec.Prediction,
-                    (float)Math.Sqrt(g),
-                    (float)Math.Sqrt(1.0 - g),
-                    spec.InputScale,
-                    guided,
-                    guidanceCond,
-                    settings.Guidance,
-                    stochastic,
-                    (float)Math.Sqrt(gNext),
-                    (float)Math.Sqrt(1.0 - gNext),
-                    (float)((1.0 - alpha) / Math.Sqrt(1.0 - g)),
-                    (float)Math.Sqrt(alpha),
-                    (float)Math.Sqrt(variance));
-
-                // Only the network's copy of x_t is normalized (contract, "Sampling").
-                for (var b = 0; b < batch; b++)
-                {
-                    var image = xs.Slice(b * perImage, perImage);
-                    if (i == 0)
-                    {
-                        statistics[b] = StepKernels.Statistics(image);
-                    }
-
-                    NetworkInput(image, netIn.Slice(b * perImage, perImage), spec.NormalizeInput, statistics[b]);
-                }
-
-                if (guided)
-                {
-                    netIn[..(batch * perImage)].CopyTo(netIn[(batch * perImage)..]);
-                }
-
-                gammas.Fill((float)g);
-                noiseAhead?.Start(i);
-                _denoiser.Denoise(netBatch, netIn, gammas, classes, latentsIn, netPred, latentsOut);
-
-                // Each example (and each guidance half) gets back its own latents.
-                var swap = latentsIn;
-                latentsIn = latentsOut;
-                latentsOut = swap;
-
-                // x̂0 is only read after the last step (and by an observer, or for a preview that was asked for).
-                var x0Read = observer is not null || i == steps - 1;
-                noiseAhead?.Wait();
-                for (var b = 0; b < batch; b++)
-                {
-                    var preview = previews is not null && previews.Wants(i + 1, b);
-                    var writeX0 = x0Read || preview;
-                    var z = stochastic ? noise.Slice(b * perImage, perImage) : Span<float>.Empty;
-                    statistics[b] = StepKernels.Update(
-                        coefficients,
-                        xs.Slice(b * perImage, perImage),
-                        netPred.Slice(b * perImage, perImage),
-                        guided ? netPred.Slice((batch + b) * perImage, perImage) : ReadOnlySpan<float>.Empty,
-                        z,
-                        writeX0 ? x0.Slice(b * perImage, perImage) : Span<float>.Empty);
-                    if (preview)
-                    {
-                        previews!.Take(i + 1, b, X0Preview.Downsample(x0.Slice(b * perImage, perImage), spec));
-                    }
-                }
-
-                observer?.Invoke(i, xs, x0);
-                onStep?.Invoke(new StepProgress(i + 1, steps));
+                classes[buffers.Batch + b] = spec.NullClass!.Value;
             }
         }
-        finally
+    }
+
+    /// <summary>The network's copy of x_t, variance-normalized per image (only that copy: contract, "Sampling"), twice with guidance.</summary>
+    private static void Normalize(SamplerBuffers buffers, bool firstStep, bool normalize)
+    {
+        var netIn = buffers.NetIn;
+        for (var b = 0; b < buffers.Batch; b++)
         {
-            floats.Return(x);
-            floats.Return(netX);
-            floats.Return(pred);
-            floats.Return(stepNoise);
-            floats.Return(latentsA);
-            floats.Return(latentsB);
-            floats.Return(gammaIn);
-            ArrayPool<long>.Shared.Return(classIds);
-            ArrayPool<(double Sum, double SumOfSquares)>.Shared.Return(statistics);
+            var image = buffers.Image(buffers.X, b);
+            if (firstStep)
+            {
+                buffers.Statistics[b] = StepKernels.Statistics(image);
+            }
+
+            NetworkInput(image, buffers.Image(netIn, b), normalize, buffers.Statistics[b]);
+        }
+
+        if (buffers.NetBatch > buffers.Batch)
+        {
+            netIn[..(buffers.Batch * buffers.PerImage)].CopyTo(netIn[(buffers.Batch * buffers.PerImage)..]);
+        }
+    }
+
+    /// <summary>
+    /// The update of every image from the network's prediction (guidance mix, x̂0, clip, DDIM or DDPM step),
+    /// keeping Σx, Σx² for the next normalization; x̂0 is written where it is read, and previews taken.
+    /// </summary>
+    private static void Update(
+        SamplerBuffers buffers, in StepCoefficients coefficients, int step, Span<float> x0, bool readX0, IPreviewSink? previews, ModelSpec spec)
+    {
+        var pred = buffers.NetPred;
+        for (var b = 0; b < buffers.Batch; b++)
+        {
+            var preview = previews is not null && previews.Wants(step, b);
+            var imageX0 = readX0 || preview ? buffers.Image(x0, b) : Span<float>.Empty;
+            buffers.Statistics[b] = StepKernels.Update(
+                coefficients,
+                buffers.Image(buffers.X, b),
+                buffers.Image(pred, b),
+                coefficients.Guided ? buffers.Image(pred, buffers.Batch + b) : ReadOnlySpan<float>.Empty,
+                coefficients.Stochastic ? buffers.Image(buffers.Noise, b) : Span<float>.Empty,
+                imageX0);
+            if (preview)
+            {
+                previews!.Take(step, b, X0Preview.Downsample(imageX0, spec));
+            }
         }
     }
 
@@ -260,94 +206,6 @@ public sealed class RinSampler
         var mean = sum / x.Length;
         var std = (float)Math.Sqrt(Math.Max(squares / x.Length - mean * mean, 0.0));
         TensorPrimitives.Divide(x, MathF.Max(std, NormalizationEpsilon), destination);
-    }
-
-    /// <summary>image = clip(x̂0 / b / 2 + 0.5, 0, 1) (contract, "Sampling"); in place is fine.</summary>
-    internal static void ToUnitRange(ReadOnlySpan<float> x0, float inputScale, Span<float> destination)
-    {
-        TensorPrimitives.Divide(x0, inputScale, destination);
-        TensorPrimitives.Multiply(destination, 0.5f, destination);
-        TensorPrimitives.Add(destination, 0.5f, destination);
-        TensorPrimitives.Clamp(destination, 0f, 1f, destination);
-    }
-
-    /// <summary>NCHW values in [0, 1] to 8-bit HWC pixels: ×255, round half to even. Overwrites <paramref name="unit"/>.</summary>
-    internal static GeneratedImage ToImage(Span<float> unit, ModelSpec spec) => ToImage(unit, spec.Resolution, spec.Channels);
-
-    /// <summary>As above, for a square image of <paramref name="resolution"/> pixels a side.</summary>
-    internal static GeneratedImage ToImage(Span<float> unit, int resolution, int channels)
-    {
-        var plane = resolution * resolution;
-        var pixels = new byte[plane * channels];
-        TensorPrimitives.Multiply(unit, 255f, unit);
-        TensorPrimitives.Round(unit, MidpointRounding.ToEven, unit);
-        if (channels == 1)
-        {
-            TensorPrimitives.ConvertTruncating<float, byte>(unit, pixels); // whole numbers in 0..255: exact
-        }
-        else
-        {
-            for (var c = 0; c < channels; c++)
-            {
-                var source = unit.Slice(c * plane, plane);
-                for (var k = 0; k < plane; k++)
-                {
-                    pixels[k * channels + c] = (byte)source[k];
-                }
-            }
-        }
-
-        return new GeneratedImage(resolution, resolution, channels, pixels);
-    }
-
-    private static Schedule Validate(SamplerSettings settings, IReadOnlyList<ImageRequest> images, ModelSpec spec)
-    {
-        ArgumentNullException.ThrowIfNull(settings);
-        if (settings.Steps < 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(settings), settings.Steps, "Steps must be at least 1");
-        }
-
-        if (!Enum.IsDefined(settings.Sampler))
-        {
-            throw new ArgumentOutOfRangeException(nameof(settings), settings.Sampler, "unknown sampler");
-        }
-
-        if (!Schedules.TryParse(settings.Schedule, out var schedule, out var error))
-        {
-            throw new ArgumentException(error, nameof(settings));
-        }
-
-        if (!Schedules.TryCheckSteps(schedule!, settings.Steps, out var stepsError))
-        {
-            throw new ArgumentException(stepsError, nameof(settings));
-        }
-
-        if (!float.IsFinite(settings.Guidance) || settings.Guidance < 0)
-        {
-            throw new ArgumentOutOfRangeException(nameof(settings), settings.Guidance, "Guidance must be a finite number >= 0");
-        }
-
-        if (settings.Guidance > 0 && !spec.SupportsGuidance)
-        {
-            throw new ArgumentException($"model '{spec.Name}' has no null class (rin.null_class), so Guidance must be 0", nameof(settings));
-        }
-
-        if (images.Count == 0)
-        {
-            throw new ArgumentException("at least one image is needed", nameof(images));
-        }
-
-        foreach (var image in images)
-        {
-            if (image.ClassId < 0 || image.ClassId >= spec.NumClasses)
-            {
-                throw new ArgumentOutOfRangeException(
-                    nameof(images), image.ClassId, $"ClassId must be in 0..{spec.NumClasses - 1} for model '{spec.Name}'");
-            }
-        }
-
-        return schedule!;
     }
 }
 

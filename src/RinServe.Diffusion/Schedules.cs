@@ -176,64 +176,54 @@ internal sealed class LinearSchedule() : Schedule("linear")
 }
 
 /// <summary>A window of a function v: γ = (v at t's point of [s, e] − the end value) / <see cref="Spread"/>.</summary>
-internal abstract class WindowSchedule(string text) : Schedule(text)
+internal abstract class WindowSchedule : Schedule
 {
+    private readonly double _start;
+    private readonly double _end;
+
+    protected WindowSchedule(string kind, double start, double end, double tau)
+        : base($"{kind}@{Schedules.Format(start)},{Schedules.Format(end)},{Schedules.Format(tau)}")
+    {
+        (_start, _end, Tau) = (start, end, tau);
+        VStart = V(start);
+        VEnd = V(end);
+    }
+
+    protected double Tau { get; }
+
+    protected double VStart { get; }
+
+    protected double VEnd { get; }
+
     /// <summary>The divisor of γ: v(s) − v(e) for the cosine, v(e) − v(s) for the sigmoid; must be a positive normal number.</summary>
     public abstract double Spread { get; }
+
+    /// <summary>The window's v(u); reads only <see cref="Tau"/> (it runs in the constructor).</summary>
+    protected abstract double V(double u);
+
+    // (v(e) − v(u)) / (v(e) − v(s)) for the sigmoid is this with both terms negated: the same bits.
+    public override double Gamma(double t) =>
+        Math.Clamp((V(t * (_end - _start) + _start) - VEnd) / (VStart - VEnd), MinGamma, 1);
 }
 
 /// <summary>
 /// <c>cosine@s,e,τ</c>: v(u) = cos(u·π/2)^(2τ); γ = clip((v(t(e−s)+s) − v(e)) / (v(s) − v(e)), 1e-9, 1)
 /// (Chen 2023, Algorithm 1, cosine_schedule).
 /// </summary>
-internal sealed class CosineWindowSchedule : WindowSchedule
+internal sealed class CosineWindowSchedule(double start, double end, double tau) : WindowSchedule("cosine", start, end, tau)
 {
-    private readonly double _start;
-    private readonly double _end;
-    private readonly double _tau;
-    private readonly double _vStart;
-    private readonly double _vEnd;
+    public override double Spread => VStart - VEnd;
 
-    public CosineWindowSchedule(double start, double end, double tau)
-        : base($"cosine@{Schedules.Format(start)},{Schedules.Format(end)},{Schedules.Format(tau)}")
-    {
-        (_start, _end, _tau) = (start, end, tau);
-        _vStart = V(start);
-        _vEnd = V(end);
-    }
-
-    private double V(double u) => Math.Pow(Math.Cos(u * Math.PI / 2), 2 * _tau);
-
-    public override double Spread => _vStart - _vEnd;
-
-    public override double Gamma(double t) =>
-        Math.Clamp((V(t * (_end - _start) + _start) - _vEnd) / (_vStart - _vEnd), MinGamma, 1);
+    protected override double V(double u) => Math.Pow(Math.Cos(u * Math.PI / 2), 2 * Tau);
 }
 
 /// <summary>
 /// <c>sigmoid@s,e,τ</c>: v(u) = σ(u/τ); γ = clip((v(e) − v(t(e−s)+s)) / (v(e) − v(s)), 1e-9, 1)
 /// (Chen 2023, Algorithm 1, sigmoid_schedule).
 /// </summary>
-internal sealed class SigmoidSchedule : WindowSchedule
+internal sealed class SigmoidSchedule(double start, double end, double tau) : WindowSchedule("sigmoid", start, end, tau)
 {
-    private readonly double _start;
-    private readonly double _end;
-    private readonly double _tau;
-    private readonly double _vStart;
-    private readonly double _vEnd;
+    public override double Spread => VEnd - VStart;
 
-    public SigmoidSchedule(double start, double end, double tau)
-        : base($"sigmoid@{Schedules.Format(start)},{Schedules.Format(end)},{Schedules.Format(tau)}")
-    {
-        (_start, _end, _tau) = (start, end, tau);
-        _vStart = V(start);
-        _vEnd = V(end);
-    }
-
-    private double V(double u) => 1 / (1 + Math.Exp(-u / _tau));
-
-    public override double Spread => _vEnd - _vStart;
-
-    public override double Gamma(double t) =>
-        Math.Clamp((_vEnd - V(t * (_end - _start) + _start)) / (_vEnd - _vStart), MinGamma, 1);
+    protected override double V(double u) => 1 / (1 + Math.Exp(-u / Tau));
 }

@@ -17,7 +17,42 @@ internal readonly record struct StepCoefficients(
     float SqrtOneMinusGammaNext,
     float EpsCoefficient,
     float SqrtAlpha,
-    float Sigma);
+    float Sigma)
+{
+    /// <summary>γ(t) of the step, the network's noise-level input.</summary>
+    public float Gamma { get; init; }
+
+    /// <summary>
+    /// Step <paramref name="i"/> of the settings' steps: t = 1 − i/n and t' = 1 − (i+1)/n, γ from the
+    /// schedule, every scalar in float64 and cast once (the reference does the same).
+    /// </summary>
+    public static StepCoefficients At(int i, Schedule schedule, SamplerSettings settings, ModelSpec spec)
+    {
+        var steps = settings.Steps;
+        var g = schedule.Gamma(1.0 - (double)i / steps);
+        var gNext = schedule.Gamma(Math.Max(1.0 - (double)(i + 1) / steps, 0.0));
+
+        // DDPM ancestral step (Ho et al. 2020, eq. 11) in γ form: α = clip(g/g', 0, 1).
+        var alpha = Math.Clamp(g / gNext, 0.0, 1.0);
+        var variance = settings.Sampler == SamplerKind.DdpmSmallVariance
+            ? (1.0 - gNext) / (1.0 - g) * (1.0 - alpha)
+            : 1.0 - alpha;
+        return new StepCoefficients(
+            spec.Prediction,
+            SqrtGamma: (float)Math.Sqrt(g),
+            SqrtOneMinusGamma: (float)Math.Sqrt(1.0 - g),
+            ClipBound: spec.InputScale,
+            Guided: settings.Guidance > 0,
+            GuidanceCond: (float)(1.0 + settings.Guidance),
+            GuidanceUncond: settings.Guidance,
+            Stochastic: settings.Sampler != SamplerKind.Ddim,
+            SqrtGammaNext: (float)Math.Sqrt(gNext),
+            SqrtOneMinusGammaNext: (float)Math.Sqrt(1.0 - gNext),
+            EpsCoefficient: (float)((1.0 - alpha) / Math.Sqrt(1.0 - g)),
+            SqrtAlpha: (float)Math.Sqrt(alpha),
+            Sigma: (float)Math.Sqrt(variance)) { Gamma = (float)g };
+    }
+}
 
 /// <summary>
 /// Algorithm 3's elementwise work fused into single passes over memory: at high resolution the network

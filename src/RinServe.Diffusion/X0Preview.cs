@@ -52,7 +52,7 @@ public static class X0Preview
             }
             TensorPrimitives.Multiply(target, 1f / (factor * factor), target);
         }
-        RinSampler.ToUnitRange(small, spec.InputScale, small);
-        return RinSampler.ToImage(small, side, spec.Channels);
+        ImageOutput.ToUnitRange(small, spec.InputScale, small);
+        return ImageOutput.ToImage(small, side, spec.Channels);
     }
 }

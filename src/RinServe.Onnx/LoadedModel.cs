@@ -11,13 +11,12 @@ public sealed class LoadedModel : IDisposable
 {
     private readonly OnnxDenoiser _denoiser;
 
-    internal LoadedModel(string path, OnnxDenoiser denoiser, string executionProvider, bool trained, IReadOnlyDictionary<string, string> metadata)
+    internal LoadedModel(string path, OnnxDenoiser denoiser, string executionProvider, bool trained)
     {
         Path = path;
         _denoiser = denoiser;
         ExecutionProvider = executionProvider;
         Trained = trained;
-        Metadata = metadata;
     }
 
     public string Path { get; }
@@ -32,9 +31,6 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary><c>rin.trained</c>: false only for shape/performance test models.</summary>
     public bool Trained { get; }
-
-    /// <summary>All <c>metadata_props</c> of the file, informational keys included.</summary>
-    public IReadOnlyDictionary<string, string> Metadata { get; }
 
     /// <summary>The raw session, for benchmarks that time a bare run.</summary>
     internal InferenceSession Session => _denoiser.Session;

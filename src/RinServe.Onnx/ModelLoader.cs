@@ -57,7 +57,7 @@ public static class ModelLoader
                 logger.LogWarning("Model {Path} has rin.trained=false: a shape/performance test model, its images are noise", path);
             }
 
-            return new LoadedModel(path, denoiser, provider, trained, metadata);
+            return new LoadedModel(path, denoiser, provider, trained);
         }
         catch
         {

@@ -234,15 +234,15 @@ public class SamplerTests
         // b = 0.5: x̂0 = -0.5 -> 0, 0.5 -> 255, 0 -> 127.5 -> 128 (even), beyond ±b clipped.
         float[] x0 = [-0.5f, 0.5f, 0f, 9f, /* channel 1 */ -9f, 0.25f, -0.25f, 0.5f];
         var unit = new float[x0.Length];
-        RinSampler.ToUnitRange(x0, spec.InputScale, unit);
+        ImageOutput.ToUnitRange(x0, spec.InputScale, unit);
         Assert.Equal([0f, 1f, 0.5f, 1f, 0f, 0.75f, 0.25f, 1f], unit);
 
-        var image = RinSampler.ToImage(unit, spec);
+        var image = ImageOutput.ToImage(unit, spec);
         Assert.Equal((2, 2, 2), (image.Width, image.Height, image.Channels));
         Assert.Equal(new byte[] { 0, 0, 255, 191, 128, 64, 255, 255 }, image.Pixels);
 
         // 0.25·255 = 63.75 -> 64; 2.5 and 3.5 round to the even neighbour.
-        var halves = RinSampler.ToImage([2.5f / 255f, 3.5f / 255f, 0.5f / 255f, 1.5f / 255f], ToyDenoiser.MakeSpec(channels: 1, resolution: 2));
+        var halves = ImageOutput.ToImage([2.5f / 255f, 3.5f / 255f, 0.5f / 255f, 1.5f / 255f], ToyDenoiser.MakeSpec(channels: 1, resolution: 2));
         Assert.Equal(new byte[] { 2, 4, 0, 2 }, halves.Pixels);
     }
 

@@ -99,7 +99,7 @@ public sealed class ParityTests(Xunit.Abstractions.ITestOutputHelper output)
         AssertClose(ParityFixtures.Floats(trajectory.GetProperty("x0_final")), x0, tolerance, "x0_final");
 
         var image = new float[x0.Length];
-        RinSampler.ToUnitRange(x0, spec.InputScale, image);
+        ImageOutput.ToUnitRange(x0, spec.InputScale, image);
         var expectedImage = ParityFixtures.Floats(trajectory.GetProperty("image"));
         AssertClose(expectedImage, image, tolerance, "image");
 
