@@ -68,7 +68,7 @@ public sealed class BatchingWorker(
                 await DelayQuietly(_options.ErrorBackoff, stoppingToken);
                 continue;
             }
-            var batches = PlanBatches(taken, _options.MaxBatchRows);
+            var batches = BatchPlan.Split(taken, _options.MaxBatchRows);
             for (var b = 0; b < batches.Count; b++)
             {
                 if (stoppingToken.IsCancellationRequested)
@@ -100,33 +100,6 @@ public sealed class BatchingWorker(
     {
         _abort.Dispose();
         base.Dispose();
-    }
-
-    /// <summary>
-    /// Jobs taken together, as sampler batches in the order taken: only jobs with equal settings share a batch, and a
-    /// batch holds at most <paramref name="maxRows"/> network rows unless a single job alone has more.
-    /// </summary>
-    public static IReadOnlyList<IReadOnlyList<LeasedJob>> PlanBatches(IEnumerable<LeasedJob> taken, int maxRows)
-    {
-        var batches = new List<IReadOnlyList<LeasedJob>>();
-        foreach (var group in taken.GroupBy(j => j.Job.Spec.Settings))
-        {
-            var batch = new List<LeasedJob>();
-            var rows = 0;
-            foreach (var job in group)
-            {
-                if (batch.Count > 0 && rows + job.Job.Spec.NetworkRows > maxRows)
-                {
-                    batches.Add(batch);
-                    batch = [];
-                    rows = 0;
-                }
-                batch.Add(job);
-                rows += job.Job.Spec.NetworkRows;
-            }
-            batches.Add(batch);
-        }
-        return batches;
     }
 
     private async Task RunBatchAsync(string model, SamplerSettings settings, IReadOnlyList<LeasedJob> jobs)
