@@ -102,8 +102,7 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
             }
             if (!entry.Record.IsTerminal)
             {
-                Update(entry, entry.Record with { State = JobState.Canceled, FinishedAt = time.GetUtcNow() }, _options.ResultTtl);
-                RefreshDepth(entry.Record.Spec.Model);
+                Finish(entry, entry.Record with { State = JobState.Canceled });
             }
             return Task.FromResult<JobRecord?>(_jobs.WithPosition(entry));
         }
@@ -188,7 +187,7 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
                 return Task.FromResult(false);
             }
             var r = entry.Record;
-            Update(entry, r with { State = JobState.Running, StartedAt = r.StartedAt ?? time.GetUtcNow(), Step = 0, Deliveries = r.Deliveries + 1 }, null);
+            entry.Update(r with { State = JobState.Running, StartedAt = r.StartedAt ?? time.GetUtcNow(), Step = 0, Deliveries = r.Deliveries + 1 });
             return Task.FromResult(true);
         }
     }
@@ -203,7 +202,7 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
                 {
                     entry.Preview = new JobPreview(step, preview);
                 }
-                Update(entry, entry.Record with { Step = step, PreviewStep = preview is null ? entry.Record.PreviewStep : step }, null);
+                entry.Update(entry.Record with { Step = step, PreviewStep = preview is null ? entry.Record.PreviewStep : step });
             }
         }
     }
@@ -236,8 +235,7 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
             }
             entry.Images = images;
             var r = entry.Record;
-            Update(entry, r with { State = JobState.Succeeded, FinishedAt = time.GetUtcNow(), Step = r.Spec.Steps, ImageCount = images.Count }, _options.ResultTtl);
-            RefreshDepth(r.Spec.Model);
+            Finish(entry, r with { State = JobState.Succeeded, Step = r.Spec.Steps, ImageCount = images.Count });
             return Task.FromResult(true);
         }
     }
@@ -256,8 +254,7 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
                 Requeue(entry);
                 return Task.CompletedTask;
             }
-            Update(entry, r with { State = JobState.Failed, FinishedAt = time.GetUtcNow(), Error = error }, _options.ResultTtl);
-            RefreshDepth(r.Spec.Model);
+            Finish(entry, r with { State = JobState.Failed, Error = error });
             return Task.CompletedTask;
         }
     }
@@ -279,12 +276,17 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
     private void Requeue(InProcessJob entry)
     {
         _jobs.MoveToBack(entry);
-        Update(entry, entry.Record with { State = JobState.Queued, Step = 0 }, null);
+        entry.Update(entry.Record with { State = JobState.Queued, Step = 0 });
         _queues.Add(entry.Record.Spec.Model, entry.Record.Id);
     }
 
-    private void Update(InProcessJob entry, JobRecord record, TimeSpan? ttl) =>
-        entry.Update(record, ttl is { } t ? time.GetUtcNow() + t : null);
+    /// <summary>Ends the job: finished now, kept for <c>Jobs:ResultTtl</c>, out of the depth gauge.</summary>
+    private void Finish(InProcessJob entry, JobRecord record)
+    {
+        var now = time.GetUtcNow();
+        entry.Update(record with { FinishedAt = now }, now + _options.ResultTtl);
+        RefreshDepth(record.Spec.Model);
+    }
 
     private InProcessJob? Find(string id) => _jobs.Find(id, time.GetUtcNow());
 

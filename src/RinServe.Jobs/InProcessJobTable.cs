@@ -90,7 +90,7 @@ internal sealed class InProcessJob(JobRecord record, long sequence, DateTimeOffs
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Sets the record, and the expiry when <paramref name="expires"/> is given; wakes the watchers.</summary>
-    public void Update(JobRecord record, DateTimeOffset? expires)
+    public void Update(JobRecord record, DateTimeOffset? expires = null)
     {
         Record = record;
         if (expires is { } e)
