@@ -68,7 +68,7 @@ public sealed class BatchingWorker(
                 await DelayQuietly(_options.ErrorBackoff, stoppingToken);
                 continue;
             }
-            var batches = PlanBatches(taken, _options.MaxBatchRows);
+            var batches = BatchPlan.Split(taken, _options.MaxBatchRows);
             for (var b = 0; b < batches.Count; b++)
             {
                 if (stoppingToken.IsCancellationRequested)
@@ -102,33 +102,6 @@ public sealed class BatchingWorker(
         base.Dispose();
     }
 
-    /// <summary>
-    /// Jobs taken together, as sampler batches in the order taken: only jobs with equal settings share a batch, and a
-    /// batch holds at most <paramref name="maxRows"/> network rows unless a single job alone has more.
-    /// </summary>
-    public static IReadOnlyList<IReadOnlyList<LeasedJob>> PlanBatches(IEnumerable<LeasedJob> taken, int maxRows)
-    {
-        var batches = new List<IReadOnlyList<LeasedJob>>();
-        foreach (var group in taken.GroupBy(j => j.Job.Spec.Settings))
-        {
-            var batch = new List<LeasedJob>();
-            var rows = 0;
-            foreach (var job in group)
-            {
-                if (batch.Count > 0 && rows + job.Job.Spec.NetworkRows > maxRows)
-                {
-                    batches.Add(batch);
-                    batch = [];
-                    rows = 0;
-                }
-                batch.Add(job);
-                rows += job.Job.Spec.NetworkRows;
-            }
-            batches.Add(batch);
-        }
-        return batches;
-    }
-
     private async Task RunBatchAsync(string model, SamplerSettings settings, IReadOnlyList<LeasedJob> jobs)
     {
         var running = new List<LeasedJob>(jobs.Count);
@@ -155,13 +128,13 @@ public sealed class BatchingWorker(
         var ids = string.Join(",", running.Select(j => j.Id));
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = ids, ["Model"] = model });
         var requests = running.SelectMany(j => j.Job.Spec.ImageRequests()).ToList();
-        var canceled = new HashSet<string>(StringComparer.Ordinal);
         // Not linked to shutdown: a batch that started is finished, so no work is thrown away, unless the
         // host's shutdown timeout runs out first (StopAsync).
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(_abort.Token);
         using var stopHeartbeat = new CancellationTokenSource();
         var previews = new BatchPreviews(running);
-        var heartbeat = HeartbeatAsync(running, canceled, previews, cancel, stopHeartbeat.Token);
+        var heartbeat = new BatchHeartbeat(queue, Consumer, _options.HeartbeatInterval, time, logger)
+            .RunAsync(running, previews, cancel, stopHeartbeat.Token);
         var watch = Stopwatch.StartNew();
         try
         {
@@ -241,40 +214,6 @@ public sealed class BatchingWorker(
                 logger.LogError(ex, "Gave up storing the result of job {JobId}; another worker will rerun it", job.Id);
                 return false;
             }
-        }
-    }
-
-    /// <summary>
-    /// Renews the hold on the running jobs, passes on the previews their watchers asked for, and cancels the batch
-    /// once every job in it was canceled.
-    /// </summary>
-    private async Task HeartbeatAsync(
-        IReadOnlyList<LeasedJob> running, HashSet<string> canceled, BatchPreviews previews, CancellationTokenSource cancel, CancellationToken stop)
-    {
-        using var timer = new PeriodicTimer(_options.HeartbeatInterval, time);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stop))
-            {
-                try
-                {
-                    var beat = await queue.HeartbeatAsync(Consumer, running, stop);
-                    previews.Update(beat.PreviewEvery);
-                    canceled.UnionWith(beat.Canceled);
-                    if (canceled.Count == running.Count)
-                    {
-                        await cancel.CancelAsync();
-                        return;
-                    }
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    logger.LogWarning(ex, "Heartbeat failed");
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
         }
     }
 

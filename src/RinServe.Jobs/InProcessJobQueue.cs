@@ -1,5 +1,5 @@
+using System.Globalization;
 using System.Runtime.CompilerServices;
-using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using RinServe.Diffusion;
 
@@ -14,10 +14,9 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
 {
     private readonly JobsOptions _options = options.Value;
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, Entry> _jobs = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (string Id, string Fingerprint, DateTimeOffset Expires)> _idempotency = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Channel<string>> _queues = new(StringComparer.Ordinal);
-    private long _sequence;
+    private readonly InProcessJobTable _jobs = new();
+    private readonly InProcessIdempotency _idempotency = new();
+    private readonly InProcessModelQueues _queues = new();
     private bool _accepting = true;
 
     public bool Durable => false;
@@ -36,60 +35,43 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
     {
         lock (_gate)
         {
-            return _jobs.Values.Count(e => !e.Record.IsTerminal);
+            return _jobs.Unfinished();
         }
-    }
-
-    private sealed class Entry(JobRecord record, long sequence, DateTimeOffset expires)
-    {
-        public JobRecord Record = record;
-        public long Sequence = sequence;
-        public DateTimeOffset Expires = expires;
-        /// <summary>Handed to a worker but not started yet: no longer ahead of anyone in the queue.</summary>
-        public bool Taken;
-        public IReadOnlyList<GeneratedImage> Images = [];
-        /// <summary>Every how many steps a watcher wants an x̂0 preview; 0: nobody asked.</summary>
-        public int PreviewEvery;
-        public JobPreview? Preview;
-        public TaskCompletionSource Changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     public Task<EnqueueResult> EnqueueAsync(JobSpec spec, IdempotencyClaim? idempotency, CancellationToken ct = default)
     {
         var now = time.GetUtcNow();
-        Channel<string> queue;
         JobRecord record;
         lock (_gate)
         {
-            SweepExpired(now);
-            var idemKey = idempotency is null ? null : $"{spec.Owner}\n{idempotency.Key}";
-            if (idemKey is not null && _idempotency.TryGetValue(idemKey, out var seen) && _jobs.TryGetValue(seen.Id, out var earlier))
+            _jobs.Sweep(now);
+            _idempotency.Sweep(now);
+            if (idempotency is not null && _idempotency.TryGet(spec.Owner, idempotency, out var seenId, out var fingerprint)
+                && _jobs.TryGet(seenId, out var earlier))
             {
-                return Task.FromResult(seen.Fingerprint == idempotency!.Fingerprint
-                    ? new EnqueueResult(EnqueueStatus.Existing, WithPosition(earlier))
-                    : new EnqueueResult(EnqueueStatus.IdempotencyConflict, WithPosition(earlier)));
+                var status = fingerprint == idempotency.Fingerprint ? EnqueueStatus.Existing : EnqueueStatus.IdempotencyConflict;
+                return Task.FromResult(new EnqueueResult(status, _jobs.WithPosition(earlier)));
             }
             if (!_accepting)
             {
                 return Task.FromResult(new EnqueueResult(EnqueueStatus.ShuttingDown, null, _options.QueueFullRetryAfter));
             }
-            var depth = CountActive(spec.Model);
+            var depth = _jobs.CountActive(spec.Model);
             if (depth >= _options.MaxQueueLength)
             {
                 return Task.FromResult(new EnqueueResult(EnqueueStatus.QueueFull, null, _options.QueueFullRetryAfter));
             }
             record = new JobRecord(JobId.New(), spec, JobState.Queued, now, null, null, 0, null, null, 0, 0);
-            var entry = new Entry(record, ++_sequence, now + _options.JobTtl);
-            _jobs[record.Id] = entry;
-            if (idemKey is not null)
+            var entry = _jobs.Add(record, now + _options.JobTtl);
+            if (idempotency is not null)
             {
-                _idempotency[idemKey] = (record.Id, idempotency!.Fingerprint, now + _options.ResultTtl);
+                _idempotency.Remember(spec.Owner, idempotency, record.Id, now + _options.ResultTtl);
             }
-            queue = QueueOf(spec.Model);
             metrics.SetDepth(spec.Model, depth + 1);
-            record = WithPosition(entry);
+            record = _jobs.WithPosition(entry);
         }
-        queue.Writer.TryWrite(record.Id);
+        _queues.Add(spec.Model, record.Id);
         return Task.FromResult(new EnqueueResult(EnqueueStatus.Created, record));
     }
 
@@ -97,7 +79,7 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
     {
         lock (_gate)
         {
-            return Task.FromResult(Find(id) is { } entry ? WithPosition(entry) : null);
+            return Task.FromResult(Find(id) is { } entry ? _jobs.WithPosition(entry) : null);
         }
     }
 
@@ -120,47 +102,27 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
             }
             if (!entry.Record.IsTerminal)
             {
-                Update(entry, entry.Record with { State = JobState.Canceled, FinishedAt = time.GetUtcNow() }, _options.ResultTtl);
-                metrics.SetDepth(entry.Record.Spec.Model, CountActive(entry.Record.Spec.Model));
+                Finish(entry, entry.Record with { State = JobState.Canceled });
             }
-            return Task.FromResult<JobRecord?>(WithPosition(entry));
+            return Task.FromResult<JobRecord?>(_jobs.WithPosition(entry));
         }
     }
 
     public async IAsyncEnumerable<JobRecord> WatchAsync(string id, [EnumeratorCancellation] CancellationToken ct = default)
     {
-        JobRecord? last = null;
-        while (true)
+        var changed = Task.CompletedTask;
+        JobRecord? Read()
         {
-            JobRecord? current;
-            Task changed;
             lock (_gate)
             {
                 var entry = Find(id);
-                current = entry is null ? null : WithPosition(entry);
-                changed = entry?.Changed.Task ?? Task.CompletedTask;
+                changed = entry?.Changed ?? Task.CompletedTask;
+                return entry is null ? null : _jobs.WithPosition(entry);
             }
-            if (current is null)
-            {
-                yield break;
-            }
-            if (current != last)
-            {
-                yield return current;
-                last = current;
-            }
-            if (current.IsTerminal)
-            {
-                yield break;
-            }
-            // Queue positions move without an event of this job, so look again at least once a second.
-            try
-            {
-                await changed.WaitAsync(TimeSpan.FromSeconds(1), time, ct).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-            }
+        }
+        await foreach (var job in JobWatcher.WatchAsync(_ => Task.FromResult(Read()), token => changed.WaitAsync(token), time, ct).ConfigureAwait(false))
+        {
+            yield return job;
         }
     }
 
@@ -190,7 +152,7 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
     {
         lock (_gate)
         {
-            long depth = CountActive(model);
+            long depth = _jobs.CountActive(model);
             metrics.SetDepth(model, depth);
             return Task.FromResult(depth);
         }
@@ -198,48 +160,22 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
 
     public Task PingAsync(CancellationToken ct = default) => Task.CompletedTask;
 
-    public async Task<IReadOnlyList<LeasedJob>> TakeAsync(
-        string model, string consumer, int max, TimeSpan firstWait, TimeSpan batchDelay, CancellationToken ct = default)
+    public Task<IReadOnlyList<LeasedJob>> TakeAsync(
+        string model, string consumer, int max, TimeSpan firstWait, TimeSpan batchDelay, CancellationToken ct = default) =>
+        _queues.TakeAsync(model, max, firstWait, batchDelay, Claim, ct);
+
+    /// <summary>Marks a job taken by a worker; null when it was canceled or expired while queued.</summary>
+    private LeasedJob? Claim(string id)
     {
-        Channel<string> queue;
         lock (_gate)
         {
-            queue = QueueOf(model);
+            if (Find(id) is not { Record.State: JobState.Queued } entry)
+            {
+                return null;
+            }
+            entry.Taken = true;
+            return new LeasedJob(entry.Record, entry.Sequence.ToString(CultureInfo.InvariantCulture));
         }
-        var taken = new List<LeasedJob>();
-        var wait = firstWait;
-        while (taken.Count < max)
-        {
-            if (!queue.Reader.TryRead(out var id))
-            {
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                timeout.CancelAfter(wait);
-                try
-                {
-                    await queue.Reader.WaitToReadAsync(timeout.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (!ct.IsCancellationRequested || taken.Count > 0)
-                {
-                    // Batch delay over, or shutting down with jobs held: return them (the worker hands them back).
-                    break;
-                }
-                continue;
-            }
-            lock (_gate)
-            {
-                // Canceled or expired while queued: skip it.
-                if (Find(id) is { Record.State: JobState.Queued } entry)
-                {
-                    entry.Taken = true;
-                    taken.Add(new LeasedJob(entry.Record, entry.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-                }
-            }
-            if (taken.Count == 1)
-            {
-                wait = batchDelay;
-            }
-        }
-        return taken;
     }
 
     public Task<bool> MarkRunningAsync(LeasedJob job, CancellationToken ct = default)
@@ -251,7 +187,7 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
                 return Task.FromResult(false);
             }
             var r = entry.Record;
-            Update(entry, r with { State = JobState.Running, StartedAt = r.StartedAt ?? time.GetUtcNow(), Step = 0, Deliveries = r.Deliveries + 1 }, null);
+            entry.Update(r with { State = JobState.Running, StartedAt = r.StartedAt ?? time.GetUtcNow(), Step = 0, Deliveries = r.Deliveries + 1 });
             return Task.FromResult(true);
         }
     }
@@ -266,7 +202,7 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
                 {
                     entry.Preview = new JobPreview(step, preview);
                 }
-                Update(entry, entry.Record with { Step = step, PreviewStep = preview is null ? entry.Record.PreviewStep : step }, null);
+                entry.Update(entry.Record with { Step = step, PreviewStep = preview is null ? entry.Record.PreviewStep : step });
             }
         }
     }
@@ -299,8 +235,7 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
             }
             entry.Images = images;
             var r = entry.Record;
-            Update(entry, r with { State = JobState.Succeeded, FinishedAt = time.GetUtcNow(), Step = r.Spec.Steps, ImageCount = images.Count }, _options.ResultTtl);
-            metrics.SetDepth(r.Spec.Model, CountActive(r.Spec.Model));
+            Finish(entry, r with { State = JobState.Succeeded, Step = r.Spec.Steps, ImageCount = images.Count });
             return Task.FromResult(true);
         }
     }
@@ -319,8 +254,7 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
                 Requeue(entry);
                 return Task.CompletedTask;
             }
-            Update(entry, r with { State = JobState.Failed, FinishedAt = time.GetUtcNow(), Error = error }, _options.ResultTtl);
-            metrics.SetDepth(r.Spec.Model, CountActive(r.Spec.Model));
+            Finish(entry, r with { State = JobState.Failed, Error = error });
             return Task.CompletedTask;
         }
     }
@@ -339,68 +273,22 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
 
     public Task AcknowledgeAsync(LeasedJob job, CancellationToken ct = default) => Task.CompletedTask;
 
-    private void Requeue(Entry entry)
+    private void Requeue(InProcessJob entry)
     {
-        entry.Sequence = ++_sequence;
-        entry.Taken = false;
-        Update(entry, entry.Record with { State = JobState.Queued, Step = 0 }, null);
-        QueueOf(entry.Record.Spec.Model).Writer.TryWrite(entry.Record.Id);
+        _jobs.MoveToBack(entry);
+        entry.Update(entry.Record with { State = JobState.Queued, Step = 0 });
+        _queues.Add(entry.Record.Spec.Model, entry.Record.Id);
     }
 
-    private void Update(Entry entry, JobRecord record, TimeSpan? ttl)
+    /// <summary>Ends the job: finished now, kept for <c>Jobs:ResultTtl</c>, out of the depth gauge.</summary>
+    private void Finish(InProcessJob entry, JobRecord record)
     {
-        entry.Record = record;
-        if (ttl is { } t)
-        {
-            entry.Expires = time.GetUtcNow() + t;
-        }
-        var changed = entry.Changed;
-        entry.Changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        changed.TrySetResult();
+        var now = time.GetUtcNow();
+        entry.Update(record with { FinishedAt = now }, now + _options.ResultTtl);
+        RefreshDepth(record.Spec.Model);
     }
 
-    private Entry? Find(string id) =>
-        _jobs.TryGetValue(id, out var entry) && entry.Expires > time.GetUtcNow() ? entry : null;
+    private InProcessJob? Find(string id) => _jobs.Find(id, time.GetUtcNow());
 
-    private JobRecord WithPosition(Entry entry)
-    {
-        if (entry.Record.State != JobState.Queued)
-        {
-            return entry.Record with { QueuePosition = null };
-        }
-        var model = entry.Record.Spec.Model;
-        var ahead = _jobs.Values.Count(e => e.Record.State == JobState.Queued && !e.Taken && e.Sequence < entry.Sequence && e.Record.Spec.Model == model);
-        return entry.Record with { QueuePosition = ahead + 1 };
-    }
-
-    private int CountActive(string model) =>
-        _jobs.Values.Count(e => !e.Record.IsTerminal && e.Record.Spec.Model == model);
-
-    private Channel<string> QueueOf(string model)
-    {
-        if (!_queues.TryGetValue(model, out var queue))
-        {
-            queue = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
-            _queues[model] = queue;
-        }
-        return queue;
-    }
-
-    private void SweepExpired(DateTimeOffset now)
-    {
-        foreach (var (id, entry) in _jobs)
-        {
-            if (entry.Expires <= now)
-            {
-                _jobs.Remove(id);
-            }
-        }
-        foreach (var (key, seen) in _idempotency)
-        {
-            if (seen.Expires <= now)
-            {
-                _idempotency.Remove(key);
-            }
-        }
-    }
+    private void RefreshDepth(string model) => metrics.SetDepth(model, _jobs.CountActive(model));
 }

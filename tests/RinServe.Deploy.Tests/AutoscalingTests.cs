@@ -1,5 +1,3 @@
-using System.Reflection;
-using System.Text.RegularExpressions;
 using RinServe.Jobs;
 
 namespace RinServe.Deploy.Tests;
@@ -14,12 +12,10 @@ public sealed class AutoscalingTests
     [Fact]
     public void Keda_reads_each_shipped_models_stream_with_the_workers_consumer_group()
     {
-        var group = (string)typeof(RedisJobQueue).GetField("Group", BindingFlags.NonPublic | BindingFlags.Static)!.GetRawConstantValue()!;
-        // RedisJobQueue names a model's stream Jobs:KeyPrefix + "q:" + model name.
-        var infix = Regex.Match(Repo.Read("src/RinServe.Jobs/RedisJobQueue.cs"), @"RedisKey StreamKey\(string model\) => Prefix \+ ""(?<infix>[^""]*)"" \+ model;");
-        Assert.True(infix.Success, "RedisJobQueue.StreamKey changed shape: update k8s/base/keda.yaml and this test");
-        var prefix = Settings.GetValueOrDefault("Jobs__KeyPrefix", new JobsOptions().KeyPrefix);
-        var expected = Repo.ShippedModelNames.Select(m => prefix + infix.Groups["infix"].Value + m).ToHashSet(StringComparer.Ordinal);
+        const string group = RedisKeys.ConsumerGroup;
+        // The streams the workers read, named where every Redis key is named.
+        var keys = new RedisKeys(Settings.GetValueOrDefault("Jobs__KeyPrefix", new JobsOptions().KeyPrefix));
+        var expected = Repo.ShippedModelNames.Select(m => keys.Stream(m).ToString()).ToHashSet(StringComparer.Ordinal);
 
         var triggers = ScaledObject.Node.Maps("spec.triggers").ToArray();
         Assert.All(triggers, t => Assert.Equal("redis-streams", t.Str("type")));

@@ -10,7 +10,7 @@ public sealed class BatchPlanTests
             JobState.Queued, DateTimeOffset.UnixEpoch, null, null, 0, 1, null, 0, 0), id);
 
     private static string[][] Plan(int maxRows, params LeasedJob[] jobs) =>
-        [.. BatchingWorker.PlanBatches(jobs, maxRows).Select(b => b.Select(j => j.Id).ToArray())];
+        [.. BatchPlan.Split(jobs, maxRows).Select(b => b.Select(j => j.Id).ToArray())];
 
     [Fact]
     public void Guided_images_count_twice_against_the_row_limit()
