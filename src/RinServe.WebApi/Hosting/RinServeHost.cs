@@ -10,6 +10,7 @@ using RinServe.Onnx;
 using RinServe.WebApi.Apis;
 using RinServe.WebApi.Generation;
 using RinServe.WebApi.Security;
+using RinServe.Worker;
 
 namespace RinServe.WebApi.Hosting;
 
@@ -84,8 +85,7 @@ public static class RinServeHost
         builder.Services.AddHostedService<QueueDepthSampler>();
         if (settings.RunsWorker)
         {
-            builder.Services.AddSingleton<IImageGenerator, OnnxImageGenerator>();
-            builder.Services.AddBatchingWorker();
+            builder.Services.AddRinServeWorker();
         }
     }
 

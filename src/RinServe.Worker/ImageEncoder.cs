@@ -8,7 +8,7 @@ using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.Formats.Webp;
 using SixLabors.ImageSharp.PixelFormats;
 
-namespace RinServe.WebApi.Imaging;
+namespace RinServe.Worker;
 
 /// <summary>
 /// The one image encoder: 8-bit HWC pixels to PNG (with the generation parameters in tEXt chunks),
