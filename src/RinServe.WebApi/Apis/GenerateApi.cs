@@ -19,9 +19,6 @@ public static class GenerateApi
     /// <summary>The longest Idempotency-Key accepted (a UUID is 36 characters).</summary>
     private const int MaxIdempotencyKeyLength = 255;
 
-    /// <summary>Retry-After of a refused job when the queue names no better time.</summary>
-    private static readonly TimeSpan DefaultRetryAfter = TimeSpan.FromSeconds(1);
-
     /// <summary>The one image an n = 1 job answers with.</summary>
     private const int FirstImage = 0;
 
@@ -121,11 +118,11 @@ public static class GenerateApi
         switch (result.Status)
         {
             case EnqueueStatus.QueueFull:
-                var retryIn = Problems.SetRetryAfter(response, result.RetryAfter ?? DefaultRetryAfter);
+                var retryIn = Problems.SetRetryAfter(response, result.RetryAfter ?? Problems.DefaultRetryAfter);
                 return Problems.Problem(StatusCodes.Status429TooManyRequests, "Queue full",
                     $"the queue of model '{model}' is full; retry after {retryIn} s");
             case EnqueueStatus.ShuttingDown:
-                var retry = Problems.SetRetryAfter(response, result.RetryAfter ?? DefaultRetryAfter);
+                var retry = Problems.SetRetryAfter(response, result.RetryAfter ?? Problems.DefaultRetryAfter);
                 return Problems.Problem(StatusCodes.Status503ServiceUnavailable, "Shutting down",
                     $"this instance is finishing its accepted jobs before it stops and takes no new ones; retry after {retry} s");
             case EnqueueStatus.IdempotencyConflict:

@@ -117,7 +117,7 @@ public static class RinServeHost
             o.OnRejected = async (context, ct) =>
             {
                 var http = context.HttpContext;
-                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
+                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : Problems.DefaultRetryAfter;
                 http.Response.StatusCode = StatusCodes.Status429TooManyRequests;
                 var seconds = Problems.SetRetryAfter(http.Response, retryAfter);
                 await http.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
