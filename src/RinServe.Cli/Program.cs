@@ -56,15 +56,24 @@ using (model)
         return 2;
     }
 
+    // A folder that does not exist yet is created, as users expect of --out; before sampling, so a bad path fails at once.
+    var folder = Path.GetDirectoryName(Path.GetFullPath(cli.Out))!;
+    try
+    {
+        Directory.CreateDirectory(folder);
+    }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+    {
+        Console.Error.WriteLine($"error: --out: cannot create the folder '{folder}': {e.Message}");
+        return 2;
+    }
+
     var requests = classes.SelectMany(c => Enumerable.Range(0, cli.Count).Select(i => new ImageRequest(c, (ulong)(cli.Seed + i)))).ToArray();
     var settings = new SamplerSettings(cli.Steps, cli.Sampler, cli.Schedule, guidance);
     var stopwatch = Stopwatch.StartNew();
     var images = new RinSampler(model.Denoiser).Generate(settings, requests, p => ProgressBar.Draw(p, stopwatch.Elapsed));
     Console.Error.WriteLine();
 
-    // A folder that does not exist yet is created, as users expect of --out.
-    var folder = Path.GetDirectoryName(Path.GetFullPath(cli.Out))!;
-    Directory.CreateDirectory(folder);
     var stem = Path.Combine(folder, Path.GetFileNameWithoutExtension(cli.Out));
     for (var k = 0; k < images.Count; k++)
     {

@@ -127,4 +127,12 @@ public sealed class CliTests
         Assert.Equal(("5", "3", "ddim", "cosine", "RinServe"), (written["seed"], written["steps"], written["sampler"], written["schedule"], written["Software"]));
         Assert.StartsWith("7 ", written["class"], StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Cli_exits_2_when_the_output_folder_cannot_be_created()
+    {
+        using var folder = new TempFolder();
+        var file = folder.Write("a-file", [1]);
+        Assert.Equal(2, RunCli("--model", Tiny, "--class", "7", "--steps", "2", "--out", Path.Combine(file, "s.png")));
+    }
 }
