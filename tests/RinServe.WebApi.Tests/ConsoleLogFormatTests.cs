@@ -36,4 +36,11 @@ public sealed class ConsoleLogFormatTests
         using var services = builder.Services.BuildServiceProvider();
         Assert.Equal(configured, services.GetRequiredService<IOptions<ConsoleLoggerOptions>>().Value.FormatterName);
     }
+
+    [Theory]
+    [InlineData("yyyy-MM-ddTHH:mm:ss.fffZ", "yyyy-MM-ddTHH:mm:ss.fffZ ")]
+    [InlineData("HH:mm:ss ", "HH:mm:ss ")]
+    [InlineData(null, null)]
+    public void Plain_lines_separate_the_timestamp_from_the_level(string? configured, string? expected) =>
+        Assert.Equal(expected, ConsoleLogFormat.SeparatedTimestamp(configured));
 }

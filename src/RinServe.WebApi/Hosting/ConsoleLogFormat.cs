@@ -31,5 +31,11 @@ public static class ConsoleLogFormat
             builder.Environment.IsDevelopment(),
             Console.IsOutputRedirected);
         builder.Services.Configure<ConsoleLoggerOptions>(o => o.FormatterName = format);
+        // Logging:Console:FormatterOptions serves both formatters; the plain one prints the timestamp right before the level.
+        builder.Services.PostConfigure<SimpleConsoleFormatterOptions>(o => o.TimestampFormat = SeparatedTimestamp(o.TimestampFormat));
     }
+
+    /// <summary>A timestamp format that ends in a space, so plain lines read "2026-01-01T00:00:00.000Z info: ...".</summary>
+    public static string? SeparatedTimestamp(string? format) =>
+        string.IsNullOrEmpty(format) || char.IsWhiteSpace(format[^1]) ? format : format + " ";
 }
