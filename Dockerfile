@@ -20,6 +20,7 @@ COPY Directory.Build.props Directory.Packages.props ./
 COPY src/RinServe.Diffusion/RinServe.Diffusion.csproj src/RinServe.Diffusion/
 COPY src/RinServe.Onnx/RinServe.Onnx.csproj src/RinServe.Onnx/
 COPY src/RinServe.Jobs/RinServe.Jobs.csproj src/RinServe.Jobs/
+COPY src/RinServe.Worker/RinServe.Worker.csproj src/RinServe.Worker/
 COPY src/RinServe.WebApi/RinServe.WebApi.csproj src/RinServe.WebApi/
 
 # CPU ONNX Runtime (Microsoft.ML.OnnxRuntime).

@@ -152,16 +152,9 @@ internal sealed record CliArguments(
             return true;
         }
 
-        if (int.TryParse(Class, NumberStyles.None, CultureInfo.InvariantCulture, out var id) && id < spec.NumClasses)
+        if (spec.FindClass(Class, out var id) == ClassLookup.Found)
         {
             classes = [id];
-            return true;
-        }
-
-        var byName = spec.ClassNames.ToList().FindIndex(n => n.Equals(Class, StringComparison.OrdinalIgnoreCase));
-        if (byName >= 0)
-        {
-            classes = [byName];
             return true;
         }
 

@@ -4,8 +4,8 @@ using Microsoft.Extensions.Logging.Console;
 using RinServe.Cli;
 using RinServe.Diffusion;
 using RinServe.Onnx;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
+using RinServe.Jobs;
+using RinServe.Worker;
 
 if (args.Length == 0 || args.Contains("--help") || args.Contains("-h"))
 {
@@ -56,18 +56,32 @@ using (model)
         return 2;
     }
 
+    // A folder that does not exist yet is created, as users expect of --out; before sampling, so a bad path fails at once.
+    var folder = Path.GetDirectoryName(Path.GetFullPath(cli.Out))!;
+    try
+    {
+        Directory.CreateDirectory(folder);
+    }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+    {
+        Console.Error.WriteLine($"error: --out: cannot create the folder '{folder}': {e.Message}");
+        return 2;
+    }
+
     var requests = classes.SelectMany(c => Enumerable.Range(0, cli.Count).Select(i => new ImageRequest(c, (ulong)(cli.Seed + i)))).ToArray();
     var settings = new SamplerSettings(cli.Steps, cli.Sampler, cli.Schedule, guidance);
     var stopwatch = Stopwatch.StartNew();
     var images = new RinSampler(model.Denoiser).Generate(settings, requests, p => ProgressBar.Draw(p, stopwatch.Elapsed));
     Console.Error.WriteLine();
 
-    var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(cli.Out))!, Path.GetFileNameWithoutExtension(cli.Out));
+    var stem = Path.Combine(folder, Path.GetFileNameWithoutExtension(cli.Out));
     for (var k = 0; k < images.Count; k++)
     {
         var suffix = (classes.Length > 1 ? $"-c{requests[k].ClassId}" : string.Empty) + (cli.Count > 1 ? $"-{k % cli.Count}" : string.Empty);
         var file = stem + suffix + ".png";
-        SavePng(images[k], file);
+        // The service's encoder: the PNG carries the same tEXt metadata (seed, model, steps, ...) as one from the API.
+        var job = new JobSpec(spec.Name, cli.Steps, cli.Sampler, cli.Schedule, guidance, requests[k].ClassId, (ulong)cli.Seed, cli.Count, "png", null);
+        File.WriteAllBytes(file, ImageEncoder.Encode(images[k], "png", job, k % cli.Count, spec.ClassNames));
         Console.WriteLine($"{file}  class {requests[k].ClassId} ({spec.ClassNames[(int)requests[k].ClassId]}), seed {requests[k].Seed}");
     }
 
@@ -76,15 +90,3 @@ using (model)
 }
 
 return 0;
-
-static void SavePng(GeneratedImage image, string file)
-{
-    // Grayscale models give L8 PNGs, colour models Rgb24; pixels are already HWC bytes.
-    using Image png = image.Channels switch
-    {
-        1 => Image.LoadPixelData<L8>(image.Pixels, image.Width, image.Height),
-        3 => Image.LoadPixelData<Rgb24>(image.Pixels, image.Width, image.Height),
-        _ => throw new NotSupportedException($"{image.Channels}-channel images have no PNG mapping here"),
-    };
-    png.SaveAsPng(file);
-}

@@ -1,7 +1,20 @@
+using System.Globalization;
+
 namespace RinServe.Diffusion;
 
 /// <summary>What the network predicts (MODEL-CONTRACT.md, <c>rin.prediction</c>).</summary>
 public enum Prediction { Eps, X, V }
+
+/// <summary>How <see cref="ModelSpec.FindClass"/> read a class given as text.</summary>
+public enum ClassLookup
+{
+    /// <summary>A class id in range, or a class name of the model.</summary>
+    Found,
+    /// <summary>A number, but not a class id of the model (negative, or num_classes or more).</summary>
+    OutOfRange,
+    /// <summary>Neither a number nor a class name of the model.</summary>
+    Unknown,
+}
 
 /// <summary>
 /// Everything the sampler needs to know about one trained RIN denoiser: the metadata of
@@ -28,4 +41,31 @@ public sealed record ModelSpec(
     public int PixelsPerImage => Channels * Resolution * Resolution;
     public int LatentsPerImage => LatentCount * LatentDim;
     public bool SupportsGuidance => NullClass is not null;
+
+    /// <summary>
+    /// The one reading of "class id or class name" (requests and the CLI): an integer is an id, 0..NumClasses-1;
+    /// anything else is a class name, compared case-insensitively.
+    /// </summary>
+    public ClassLookup FindClass(string text, out int classId)
+    {
+        classId = -1;
+        if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number))
+        {
+            if (number < 0 || number >= NumClasses)
+            {
+                return ClassLookup.OutOfRange;
+            }
+            classId = (int)number;
+            return ClassLookup.Found;
+        }
+        for (var i = 0; i < ClassNames.Count; i++)
+        {
+            if (string.Equals(ClassNames[i], text, StringComparison.OrdinalIgnoreCase))
+            {
+                classId = i;
+                return ClassLookup.Found;
+            }
+        }
+        return ClassLookup.Unknown;
+    }
 }

@@ -85,48 +85,47 @@ public sealed class ModelRegistry : IDisposable
     /// Finds the model for <paramref name="resolution"/> (omitted: the only loaded resolution) and
     /// <paramref name="name"/> (omitted: the only model at that resolution). The error lists what is available.
     /// </summary>
-    public bool TryResolve(int? resolution, string? name, out LoadedModel? model, out string? error)
+    public bool TryResolve(int? resolution, string? name, out LoadedModel? model, out string? error) =>
+        TryResolve(resolution, name, out model, out error, out _);
+
+    /// <summary>
+    /// The one resolution of <c>res</c> and <c>model</c> (POST /generate uses it): as above, and names the
+    /// request parameter at fault, <c>res</c> or <c>model</c>.
+    /// </summary>
+    public bool TryResolve(int? resolution, string? name, out LoadedModel? model, out string? error, out string? parameter)
     {
         model = null;
-        error = null;
-        var resolutions = Resolutions;
-        var available = string.Join(", ", resolutions.Select(r => r.ToString(CultureInfo.InvariantCulture)));
-        IEnumerable<LoadedModel> candidates = Models;
-        if (resolution is { } res)
+        (error, parameter) = (null, null);
+        var resolutions = string.Join(", ", Resolutions.Select(r => r.ToString(CultureInfo.InvariantCulture)));
+        var atResolution = Models.Where(m => resolution is null || m.Spec.Resolution == resolution).ToArray();
+        if (atResolution.Length == 0)
         {
-            if (!resolutions.Contains(res))
-            {
-                error = $"no model for res={res}; loaded resolutions: {available}";
-                return false;
-            }
-
-            candidates = candidates.Where(m => m.Spec.Resolution == res);
-        }
-        else if (resolutions.Count > 1 && name is null)
-        {
-            error = $"res is required when several resolutions are loaded; loaded resolutions: {available}";
+            (error, parameter) = ($"no model for res={resolution}; loaded resolutions: {resolutions}", "res");
             return false;
         }
 
-        var atResolution = candidates.ToArray();
-        if (name is not null)
-        {
-            candidates = atResolution.Where(m => string.Equals(m.Spec.Name, name, StringComparison.Ordinal));
-        }
-
-        var matches = candidates.ToArray();
+        var matches = name is null ? atResolution : atResolution.Where(m => string.Equals(m.Spec.Name, name, StringComparison.Ordinal)).ToArray();
         if (matches.Length == 1)
         {
             model = matches[0];
             return true;
         }
 
-        var listed = string.Join(", ", atResolution.Select(m => $"{m.Spec.Name} (res={m.Spec.Resolution})"));
-        error = matches.Length == 0
-            ? $"no model named '{name}'{(resolution is null ? string.Empty : $" for res={resolution}")}; loaded models: {listed}"
-            : $"several models for res={matches[0].Spec.Resolution}, name one with model: {listed}";
+        (error, parameter) = matches switch
+        {
+            [] => ($"no model named '{Quote(name!)}'{(resolution is null ? string.Empty : $" at res={resolution}")}; loaded models: {List(atResolution)}", "model"),
+            _ when matches.Select(m => m.Spec.Resolution).Distinct().Count() > 1 =>
+                ($"res is required when several resolutions are loaded; loaded resolutions: {resolutions}", "res"),
+            _ => ($"several models share res={matches[0].Spec.Resolution}; name one with model: {List(matches)}", "model"),
+        };
         return false;
     }
+
+    private static string List(IEnumerable<LoadedModel> models) =>
+        string.Join(", ", models.Select(m => $"{m.Spec.Name} (res={m.Spec.Resolution})"));
+
+    /// <summary>A name from a request, cut to 40 characters in an error, as the service quotes all user text (Problems.Shorten).</summary>
+    private static string Quote(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
     public void Dispose()
     {

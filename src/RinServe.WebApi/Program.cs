@@ -2,6 +2,7 @@ using RinServe.WebApi.Hosting;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = ContentRoot.Find() });
 
+builder.AddConsoleLogFormat();
 var settings = builder.AddRinServeOptions();
 builder.AddProblemAnswers();
 builder.AddModels(settings);

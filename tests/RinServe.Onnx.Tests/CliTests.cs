@@ -1,6 +1,9 @@
 using RinServe.Cli;
 using RinServe.Diffusion;
+using RinServe.Jobs;
+using RinServe.Worker;
 using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.PixelFormats;
 
 namespace RinServe.Onnx.Tests;
@@ -105,5 +108,31 @@ public sealed class CliTests
         var code = RunCli("--model", folder.Write("bad.onnx", [1, 2, 3]), "--class", "1", "--out", Path.Combine(folder.Path, "x.png"));
         Assert.Equal(1, code);
         Assert.False(File.Exists(Path.Combine(folder.Path, "x.png")));
+    }
+
+    [Fact]
+    public void Cli_png_carries_the_service_metadata_and_a_missing_output_folder_is_created()
+    {
+        using var folder = new TempFolder();
+        var output = Path.Combine(folder.Path, "not", "yet", "s.png");
+        Assert.Equal(0, RunCli("--model", Tiny, "--class", "7", "--steps", "3", "--seed", "5", "--out", output));
+
+        using var cli = Image.Load(output);
+        var written = cli.Metadata.GetPngMetadata().TextData.ToDictionary(t => t.Keyword, t => t.Value);
+        var pixels = new GeneratedImage(16, 16, 1, new byte[16 * 16]);
+        var job = new JobSpec("tiny", 3, SamplerKind.Ddim, "cosine", 0, 7, 5, 1, "png", null);
+        using var service = Image.Load(ImageEncoder.Encode(pixels, "png", job, 0, ["a", "b"]));
+        var serviceKeys = service.Metadata.GetPngMetadata().TextData.Select(t => t.Keyword).Order(StringComparer.Ordinal);
+        Assert.Equal(serviceKeys, written.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(("5", "3", "ddim", "cosine", "RinServe"), (written["seed"], written["steps"], written["sampler"], written["schedule"], written["Software"]));
+        Assert.StartsWith("7 ", written["class"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Cli_exits_2_when_the_output_folder_cannot_be_created()
+    {
+        using var folder = new TempFolder();
+        var file = folder.Write("a-file", [1]);
+        Assert.Equal(2, RunCli("--model", Tiny, "--class", "7", "--steps", "2", "--out", Path.Combine(file, "s.png")));
     }
 }

@@ -79,7 +79,7 @@ public sealed class ModelRegistryTests : IDisposable
         Assert.Equal(8, model!.Spec.Resolution);
 
         Assert.False(registry.TryResolve(8, "toy-16", out _, out error));
-        Assert.Contains("no model named 'toy-16' for res=8; loaded models: toy-8 (res=8)", error);
+        Assert.Contains("no model named 'toy-16' at res=8; loaded models: toy-8 (res=8)", error);
     }
 
     [Fact]

@@ -1,14 +1,11 @@
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
-using Microsoft.Net.Http.Headers;
 using Microsoft.Extensions.Options;
 using RinServe.Diffusion;
 using RinServe.Jobs;
 using RinServe.Onnx;
 using RinServe.WebApi.Generation;
 using RinServe.WebApi.Hosting;
-using RinServe.WebApi.Imaging;
+using RinServe.Worker;
 using RinServe.WebApi.Security;
 
 namespace RinServe.WebApi.Apis;
@@ -16,6 +13,14 @@ namespace RinServe.WebApi.Apis;
 public static class GenerateApi
 {
     public const string RateLimitPolicy = "generate";
+
+    private const string IdempotencyKeyHeader = "Idempotency-Key";
+
+    /// <summary>The longest Idempotency-Key accepted (a UUID is 36 characters).</summary>
+    private const int MaxIdempotencyKeyLength = 255;
+
+    /// <summary>The one image an n = 1 job answers with.</summary>
+    private const int FirstImage = 0;
 
     public static RouteGroupBuilder MapGenerateApi(this IEndpointRouteBuilder app)
     {
@@ -47,63 +52,21 @@ public static class GenerateApi
         return api;
     }
 
+    /// <summary>Read and check the request, queue the job, wait as the caller prefers, answer with the image or the job.</summary>
     private static async Task<IResult> Generate(
-        [AsParameters] GenerateQuery query,
-        HttpContext http,
-        GenerateValidator validator,
-        IJobQueue queue,
-        ModelRegistry registry,
-        TimeProvider time,
-        IOptions<SamplingOptions> sampling,
-        IOptions<RinServeOptions> serve,
-        ShutdownDrain shutdown,
-        ILoggerFactory loggers,
-        CancellationToken ct)
+        HttpContext http, GenerateValidator validator, IJobQueue queue, ModelRegistry registry, TimeProvider time,
+        IOptions<SamplingOptions> sampling, IOptions<RinServeOptions> serve, ShutdownDrain shutdown, ILoggerFactory loggers, CancellationToken ct)
     {
-        var (inputs, inputProblem) = await ReadInputsAsync(http.Request, serve.Value.MaxRequestBodyBytes, ct);
-        if (inputProblem is not null)
+        var (request, problem) = await ReadRequestAsync(http, validator, sampling.Value, serve.Value.MaxRequestBodyBytes, ct);
+        if (problem is not null)
         {
-            return inputProblem;
+            return problem;
         }
-        var (respondAsync, wait, preferProblem) = ParsePrefer(http.Request, sampling.Value);
-        if (preferProblem is not null)
+        var result = await queue.EnqueueAsync(request!.Valid.Spec, request.Claim, ct);
+        if (Refusal(http.Response, result, request.Valid.Spec.Model) is { } refusal)
         {
-            return preferProblem;
+            return refusal;
         }
-        IdempotencyClaim? claim = null;
-        var idempotencyKey = http.Request.Headers["Idempotency-Key"].ToString();
-        if (http.Request.Headers.ContainsKey("Idempotency-Key")
-            && (idempotencyKey.Length is 0 or > 255 || idempotencyKey.Any(c => c < 0x21 || c > 0x7e)))
-        {
-            return Problems.BadParameter("Idempotency-Key", "Idempotency-Key must be 1 to 255 visible ASCII characters, e.g. a UUID");
-        }
-        var error = validator.Validate(inputs!, ApiKeys.Owner(http), out var valid);
-        if (error is not null)
-        {
-            return Problems.BadParameter(error.Parameter, error.Message);
-        }
-        if (idempotencyKey.Length > 0)
-        {
-            claim = new IdempotencyClaim(idempotencyKey, valid!.Fingerprint);
-        }
-
-        var result = await queue.EnqueueAsync(valid!.Spec, claim, ct);
-        switch (result.Status)
-        {
-            case EnqueueStatus.QueueFull:
-                var retryIn = Problems.SetRetryAfter(http.Response, result.RetryAfter ?? TimeSpan.FromSeconds(1));
-                return Problems.Problem(StatusCodes.Status429TooManyRequests, "Queue full",
-                    $"the queue of model '{valid.Spec.Model}' is full; retry after {retryIn} s");
-            case EnqueueStatus.ShuttingDown:
-                var retry = Problems.SetRetryAfter(http.Response, result.RetryAfter ?? TimeSpan.FromSeconds(1));
-                return Problems.Problem(StatusCodes.Status503ServiceUnavailable, "Shutting down",
-                    $"this instance is finishing its accepted jobs before it stops and takes no new ones; retry after {retry} s");
-            case EnqueueStatus.IdempotencyConflict:
-                return Problems.Problem(StatusCodes.Status409Conflict, "Idempotency-Key reused",
-                    "this Idempotency-Key was already used with other parameters", "Idempotency-Key",
-                    new Dictionary<string, object?> { ["jobId"] = result.Job?.Id });
-        }
-
         var job = result.Job!;
         var logger = loggers.CreateLogger("RinServe.Generate");
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = job.Id, ["Model"] = job.Spec.Model });
@@ -111,28 +74,101 @@ public static class GenerateApi
         {
             logger.LogInformation("Queued job: class {Class}, {Count} image(s), {Steps} steps, seed {Seed}", job.Spec.ClassId, job.Spec.Count, job.Spec.Steps, job.Spec.Seed);
         }
-        if (respondAsync)
-        {
-            http.Response.Headers["Preference-Applied"] = "respond-async";
-        }
-        else if (wait > TimeSpan.Zero)
-        {
-            if (http.Request.Headers.ContainsKey("Prefer"))
-            {
-                http.Response.Headers["Preference-Applied"] = $"wait={(int)wait.TotalSeconds}";
-            }
-            job = await WaitAsync(queue, job, wait, shutdown.StopWatching, logger, ct);
-        }
+        job = await FollowPreferenceAsync(http.Response, request.Prefer, queue, job, shutdown.StopWatching, logger, ct);
+        SetJobHeaders(http.Response, job, FirstImage);
+        return await AnswerAsync(http.Request, job, request.Valid.Model, queue, registry, time, ct);
+    }
 
-        SetJobHeaders(http.Response, job, 0);
+    /// <summary>A checked request: the job to queue, the caller's <c>Prefer</c>, and its Idempotency-Key claim (if any).</summary>
+    private sealed record GenerateRequest(ValidGenerate Valid, Preference Prefer, IdempotencyClaim? Claim);
+
+    /// <summary>Parameters (query and body), then Prefer, then Idempotency-Key, then the values: the first problem is the answer.</summary>
+    private static async Task<(GenerateRequest? Request, IResult? Problem)> ReadRequestAsync(
+        HttpContext http, GenerateValidator validator, SamplingOptions sampling, long maxBody, CancellationToken ct)
+    {
+        var (inputs, inputProblem) = await GenerateInputs.ReadAsync(http.Request, maxBody, ct);
+        if (inputProblem is not null)
+        {
+            return (null, inputProblem);
+        }
+        var (prefer, preferProblem) = Preference.Parse(http.Request, sampling);
+        if (preferProblem is not null)
+        {
+            return (null, preferProblem);
+        }
+        var key = http.Request.Headers[IdempotencyKeyHeader].ToString();
+        var hasKey = http.Request.Headers.ContainsKey(IdempotencyKeyHeader);
+        if (hasKey && (key.Length is 0 or > MaxIdempotencyKeyLength || !key.All(IsVisibleAscii)))
+        {
+            return (null, Problems.BadParameter(IdempotencyKeyHeader, "Idempotency-Key must be 1 to 255 visible ASCII characters, e.g. a UUID"));
+        }
+        if (validator.Validate(inputs!, ApiKeys.Owner(http), out var valid) is { } error)
+        {
+            return (null, Problems.BadParameter(error.Parameter, error.Message));
+        }
+        var claim = hasKey ? new IdempotencyClaim(key, valid!.Fingerprint) : null;
+        return (new GenerateRequest(valid!, prefer!, claim), null);
+    }
+
+    private static bool IsVisibleAscii(char c) => c is >= '!' and <= '~';
+
+    /// <summary>The answer when the queue did not take the job: full (429), shutting down (503), or a reused key (409).</summary>
+    private static IResult? Refusal(HttpResponse response, EnqueueResult result, string model)
+    {
+        switch (result.Status)
+        {
+            case EnqueueStatus.QueueFull:
+                var retryIn = Problems.SetRetryAfter(response, result.RetryAfter ?? Problems.DefaultRetryAfter);
+                return Problems.Problem(StatusCodes.Status429TooManyRequests, "Queue full",
+                    $"the queue of model '{model}' is full; retry after {retryIn} s");
+            case EnqueueStatus.ShuttingDown:
+                var retry = Problems.SetRetryAfter(response, result.RetryAfter ?? Problems.DefaultRetryAfter);
+                return Problems.Problem(StatusCodes.Status503ServiceUnavailable, "Shutting down",
+                    $"this instance is finishing its accepted jobs before it stops and takes no new ones; retry after {retry} s");
+            case EnqueueStatus.IdempotencyConflict:
+                return Problems.Problem(StatusCodes.Status409Conflict, "Idempotency-Key reused",
+                    "this Idempotency-Key was already used with other parameters", IdempotencyKeyHeader,
+                    new Dictionary<string, object?> { ["jobId"] = result.Job?.Id });
+            default:
+                return null;
+        }
+    }
+
+    /// <summary><c>respond-async</c>: answer at once; otherwise wait for the job as long as asked (or the default).</summary>
+    private static async Task<JobRecord> FollowPreferenceAsync(HttpResponse response, Preference prefer, IJobQueue queue, JobRecord job,
+        CancellationToken stopWatching, ILogger logger, CancellationToken ct)
+    {
+        if (prefer.RespondAsync)
+        {
+            response.Headers["Preference-Applied"] = "respond-async";
+            return job;
+        }
+        if (prefer.Wait <= TimeSpan.Zero)
+        {
+            return job;
+        }
+        if (prefer.Given)
+        {
+            response.Headers["Preference-Applied"] = $"wait={(int)prefer.Wait.TotalSeconds}";
+        }
+        return await WaitAsync(queue, job, prefer.Wait, stopWatching, logger, ct);
+    }
+
+    /// <summary>
+    /// Done with n = 1: the image (the job document with <c>Accept: application/json</c>, with n &gt; 1, or when the image
+    /// expired). Failed: 500; canceled: 409; still running: 202 with its Location.
+    /// </summary>
+    private static async Task<IResult> AnswerAsync(HttpRequest request, JobRecord job, LoadedModel model, IJobQueue queue,
+        ModelRegistry registry, TimeProvider time, CancellationToken ct)
+    {
         var document = JobDocument.From(job, registry, time);
-        var wantsJson = http.Request.Headers.Accept.ToString().Contains("application/json", StringComparison.OrdinalIgnoreCase);
+        var wantsJson = request.Headers.Accept.ToString().Contains("application/json", StringComparison.OrdinalIgnoreCase);
         switch (job.State)
         {
             case JobState.Succeeded when wantsJson:
                 return TypedResults.Ok(document);
             case JobState.Succeeded when job.Spec.Count == 1 && await TryGetImageAsync(queue, job.Id, ct) is { } pixels:
-                var bytes = ImageEncoder.Encode(pixels, job.Spec.Format, job.Spec, 0, valid.Model.Spec.ClassNames);
+                var bytes = ImageEncoder.Encode(pixels, job.Spec.Format, job.Spec, FirstImage, model.Spec.ClassNames);
                 return TypedResults.File(bytes, ImageEncoder.ContentType(job.Spec.Format));
             case JobState.Succeeded:
                 // Several images (or the image expired meanwhile): the document links to each.
@@ -180,7 +216,7 @@ public static class GenerateApi
     {
         try
         {
-            return await queue.GetImageAsync(id, 0, ct);
+            return await queue.GetImageAsync(id, FirstImage, ct);
         }
         catch (QueueUnavailableException)
         {
@@ -194,200 +230,4 @@ public static class GenerateApi
         response.Headers["X-Seed"] = unchecked(job.Spec.Seed + (ulong)index).ToString(CultureInfo.InvariantCulture);
         response.Headers["X-Model"] = job.Spec.Model;
     }
-
-    /// <summary>
-    /// Merges query and JSON body into name → text. Rejects unknown or repeated names, wrong JSON types,
-    /// junk JSON, other media types and oversized bodies, each naming what is wrong.
-    /// </summary>
-    private static async Task<(Dictionary<string, string>? Inputs, IResult? Problem)> ReadInputsAsync(HttpRequest request, long maxBody, CancellationToken ct)
-    {
-        var inputs = new Dictionary<string, string>(StringComparer.Ordinal);
-        var allowed = string.Join(", ", GenerateValidator.Names);
-        foreach (var (name, values) in request.Query)
-        {
-            if (string.IsNullOrWhiteSpace(name))
-            {
-                return (null, Problems.BadParameter("query", $"a query parameter has no name (as in '&=1'); allowed: {allowed}"));
-            }
-            var key = name.ToLowerInvariant();
-            if (!GenerateValidator.Names.Contains(key))
-            {
-                return (null, Problems.BadParameter(name, $"unknown parameter '{Problems.Shorten(name)}'; allowed: {allowed}"));
-            }
-            if (values.Count != 1)
-            {
-                return (null, Problems.BadParameter(key, $"{key} is given {values.Count} times; give it once"));
-            }
-            inputs[key] = values.ToString();
-        }
-
-        var hasBody = request.ContentLength > 0 || (request.ContentLength is null && request.Headers.TransferEncoding.Count > 0);
-        if (!hasBody)
-        {
-            return (inputs, null);
-        }
-        if (!request.HasJsonContentType())
-        {
-            return (null, Problems.Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
-                $"the body must be JSON (Content-Type: application/json), not '{Problems.Shorten(request.ContentType ?? "none")}'", "body"));
-        }
-        if (request.ContentLength > maxBody)
-        {
-            return (null, TooLarge(maxBody));
-        }
-        using var buffer = new MemoryStream();
-        var chunk = new byte[8192];
-        int read;
-        try
-        {
-            while ((read = await request.Body.ReadAsync(chunk, ct)) > 0)
-            {
-                if (buffer.Length + read > maxBody)
-                {
-                    return (null, TooLarge(maxBody));
-                }
-                buffer.Write(chunk, 0, read);
-            }
-        }
-        catch (IOException ex) when (ex is not BadHttpRequestException)
-        {
-            // Kestrel reports a chunk size that overflows as a bare IOException ("Bad chunk size data."), not as the
-            // BadHttpRequestException of its other framing errors (those keep their status in ProblemExceptionHandler).
-            return (null, Problems.BadParameter("body", $"the body could not be read: {ex.Message}"));
-        }
-
-        var (json, charsetProblem) = ToUtf8(buffer.ToArray(), request.ContentType);
-        if (charsetProblem is not null)
-        {
-            return (null, charsetProblem);
-        }
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 8 });
-        }
-        catch (JsonException ex)
-        {
-            return (null, Problems.BadParameter("body", $"the body is not valid JSON: {ex.Message}"));
-        }
-        using (document)
-        {
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                return (null, Problems.BadParameter("body", $"the body must be a JSON object with the fields {allowed}"));
-            }
-            foreach (var property in document.RootElement.EnumerateObject())
-            {
-                if (!TryText(() => property.Name, out var propertyName))
-                {
-                    return (null, Problems.BadParameter("body", "a field name of the body is not valid Unicode (a lone surrogate such as \\ud800, or invalid UTF-8)"));
-                }
-                if (string.IsNullOrWhiteSpace(propertyName))
-                {
-                    return (null, Problems.BadParameter("body", $"a field of the body has no name (as in {{\"\":1}}); allowed: {allowed}"));
-                }
-                var key = propertyName.ToLowerInvariant();
-                if (!GenerateValidator.Names.Contains(key))
-                {
-                    return (null, Problems.BadParameter(propertyName, $"unknown field '{Problems.Shorten(propertyName)}'; allowed: {allowed}"));
-                }
-                if (inputs.ContainsKey(key))
-                {
-                    return (null, Problems.BadParameter(key, $"{key} is given twice (query and body, or twice in the body); give it once"));
-                }
-                switch (property.Value.ValueKind)
-                {
-                    case JsonValueKind.String when TryText(() => property.Value.GetString()!, out var text):
-                        inputs[key] = text;
-                        break;
-                    case JsonValueKind.String:
-                        return (null, Problems.BadParameter(key, $"{key} is not valid Unicode (a lone surrogate such as \\ud800, or invalid UTF-8)"));
-                    case JsonValueKind.Number:
-                        inputs[key] = property.Value.GetRawText();
-                        break;
-                    case JsonValueKind.Null:
-                        break;
-                    default:
-                        return (null, Problems.BadParameter(key, $"{key} must be a number or a string, not a JSON {property.Value.ValueKind.ToString().ToLowerInvariant()}"));
-                }
-            }
-        }
-        return (inputs, null);
-    }
-
-    /// <summary>Reads a JSON string, which throws when it holds a lone surrogate escape or invalid UTF-8.</summary>
-    private static bool TryText(Func<string> read, out string text)
-    {
-        try
-        {
-            text = read();
-            return true;
-        }
-        catch (InvalidOperationException)
-        {
-            text = "";
-            return false;
-        }
-    }
-
-    /// <summary>The body as UTF-8, decoded from the Content-Type charset (UTF-8 when none is named, RFC 8259).</summary>
-    private static (byte[] Json, IResult? Problem) ToUtf8(byte[] body, string? contentType)
-    {
-        var charset = MediaTypeHeaderValue.TryParse(contentType, out var mediaType) ? mediaType.Charset.Value?.Trim('"') : null;
-        if (string.IsNullOrEmpty(charset) || charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) || charset.Equals("utf8", StringComparison.OrdinalIgnoreCase))
-        {
-            return (body, null);
-        }
-        Encoding encoding;
-        try
-        {
-            encoding = Encoding.GetEncoding(charset, EncoderFallback.ExceptionFallback, DecoderFallback.ExceptionFallback);
-        }
-        catch (Exception ex) when (ex is ArgumentException or NotSupportedException)
-        {
-            // NotSupportedException: a charset .NET knows but has disabled (UTF-7).
-            return (body, Problems.Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
-                $"unsupported charset '{Problems.Shorten(charset)}'; send the JSON as UTF-8 (or UTF-16, UTF-32)", "body"));
-        }
-        try
-        {
-            var text = encoding.GetString(body);
-            return (Encoding.UTF8.GetBytes(text.StartsWith('\uFEFF') ? text[1..] : text), null);
-        }
-        catch (DecoderFallbackException)
-        {
-            return (body, Problems.BadParameter("body", $"the body is not valid {encoding.WebName}, as its Content-Type charset says"));
-        }
-    }
-
-    private static ProblemHttpResult TooLarge(long maxBody) =>
-        Problems.Problem(StatusCodes.Status413PayloadTooLarge, "Body too large", $"the body may be at most {maxBody} bytes", "body");
-
-    private static (bool RespondAsync, TimeSpan Wait, IResult? Problem) ParsePrefer(HttpRequest request, SamplingOptions options)
-    {
-        var respondAsync = false;
-        var wait = options.DefaultWaitSeconds;
-        foreach (var header in request.Headers["Prefer"])
-        {
-            foreach (var raw in (header ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-            {
-                var token = raw.Split(';')[0].Trim();
-                if (token.Equals("respond-async", StringComparison.OrdinalIgnoreCase))
-                {
-                    respondAsync = true;
-                }
-                else if (token.StartsWith("wait=", StringComparison.OrdinalIgnoreCase))
-                {
-                    if (!int.TryParse(token[5..], NumberStyles.None, CultureInfo.InvariantCulture, out wait))
-                    {
-                        return (false, TimeSpan.Zero, Problems.BadParameter("Prefer", $"Prefer: wait=N needs N in whole seconds (0..{options.MaxWaitSeconds}); got '{Problems.Shorten(token)}'"));
-                    }
-                    // RFC 7240: the server may honour less than asked.
-                    wait = Math.Min(wait, options.MaxWaitSeconds);
-                }
-            }
-        }
-        return (respondAsync, respondAsync ? TimeSpan.Zero : TimeSpan.FromSeconds(wait), null);
-    }
-
 }

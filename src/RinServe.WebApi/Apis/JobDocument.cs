@@ -2,7 +2,7 @@ using RinServe.Diffusion;
 using System.Text.Json.Serialization;
 using RinServe.Jobs;
 using RinServe.Onnx;
-using RinServe.WebApi.Imaging;
+using RinServe.Worker;
 
 namespace RinServe.WebApi;
 

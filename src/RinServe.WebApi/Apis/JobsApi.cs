@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 using RinServe.Jobs;
 using RinServe.Onnx;
 using RinServe.WebApi.Hosting;
-using RinServe.WebApi.Imaging;
+using RinServe.Worker;
 using RinServe.WebApi.Security;
 
 namespace RinServe.WebApi.Apis;

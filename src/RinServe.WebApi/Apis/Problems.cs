@@ -19,6 +19,9 @@ public static class Problems
     public static ProblemHttpResult BadParameter(string parameter, string detail) =>
         Problem(StatusCodes.Status400BadRequest, $"Invalid parameter '{parameter}'", detail, parameter);
 
+    /// <summary>Retry-After when whatever refused the request names no better time.</summary>
+    public static readonly TimeSpan DefaultRetryAfter = TimeSpan.FromSeconds(1);
+
     /// <summary>Sets <c>Retry-After</c> in whole seconds, at least 1; returns the value written.</summary>
     public static string SetRetryAfter(HttpResponse response, TimeSpan wait)
     {

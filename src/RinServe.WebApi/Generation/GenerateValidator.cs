@@ -19,11 +19,6 @@ public sealed record ValidGenerate(JobSpec Spec, LoadedModel Model, string Finge
 /// <summary>The one validation path of generation parameters, whether they came in the query or a JSON body.</summary>
 public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingOptions> options)
 {
-    /// <summary>The accepted parameter names.</summary>
-    public static readonly IReadOnlyList<string> Names = ["class", "res", "model", "steps", "sampler", "schedule", "seed", "guidance", "n", "format"];
-
-    public static readonly IReadOnlyList<string> Formats = ["png", "jpeg", "webp"];
-
     private readonly SamplingOptions _options = options.Value;
 
     public ParameterError? Validate(IReadOnlyDictionary<string, string> input, string? owner, out ValidGenerate? valid)
@@ -32,7 +27,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
         string? Get(string name) => input.TryGetValue(name, out var v) ? v.Trim() : null;
 
         // .NET number parsing skips trailing NULs ("7\0" reads as 7): no parameter may hold a control character.
-        foreach (var name in Names)
+        foreach (var name in GenerateParameters.Names)
         {
             if (input.TryGetValue(name, out var text) && text.Any(char.IsControl))
             {
@@ -51,23 +46,12 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
         {
             return new("class", $"class is required: {ClassesAllowed(spec)}");
         }
-        long classId;
-        if (long.TryParse(classText, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number))
+        switch (spec.FindClass(classText, out var classId))
         {
-            if (number < 0 || number >= spec.NumClasses)
-            {
+            case ClassLookup.OutOfRange:
                 return new("class", $"class {classText} is out of range for model '{spec.Name}': {ClassesAllowed(spec)}");
-            }
-            classId = number;
-        }
-        else
-        {
-            var index = spec.ClassNames.ToList().FindIndex(n => string.Equals(n, classText, StringComparison.OrdinalIgnoreCase));
-            if (index < 0)
-            {
+            case ClassLookup.Unknown:
                 return new("class", $"class '{Problems.Shorten(classText)}' is neither an id nor a class name of model '{spec.Name}': {ClassesAllowed(spec)}");
-            }
-            classId = index;
         }
 
         var steps = _options.DefaultSteps;
@@ -130,9 +114,9 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
         if (Get("format") is { } formatText)
         {
             format = formatText.ToLowerInvariant();
-            if (!Formats.Contains(format))
+            if (!GenerateParameters.Formats.Contains(format))
             {
-                return new("format", $"unknown format '{Problems.Shorten(formatText)}'; allowed: {string.Join(", ", Formats)}");
+                return new("format", $"unknown format '{Problems.Shorten(formatText)}'; allowed: {string.Join(", ", GenerateParameters.Formats)}");
             }
         }
 
@@ -152,55 +136,29 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
     /// </summary>
     public static float DefaultGuidance(ModelSpec spec, SamplingOptions options) => Math.Min(spec.DefaultGuidance, options.MaxGuidance);
 
+    /// <summary>Reads <c>res</c> as a number; the registry resolves it and <c>model</c> to one loaded model.</summary>
     private ParameterError? ResolveModel(string? resText, string? name, out LoadedModel? model)
     {
         model = null;
-        var models = registry.Models;
-        var resolutions = string.Join(", ", registry.Resolutions);
-        IEnumerable<LoadedModel> candidates = models;
+        int? res = null;
         if (!string.IsNullOrEmpty(resText))
         {
-            if (!int.TryParse(resText, NumberStyles.None, CultureInfo.InvariantCulture, out var res) || res <= 0)
+            if (!int.TryParse(resText, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) || parsed <= 0)
             {
-                return new("res", $"res must be a positive integer; loaded resolutions: {resolutions}");
+                return new("res", $"res must be a positive integer; loaded resolutions: {string.Join(", ", registry.Resolutions)}");
             }
-            candidates = candidates.Where(m => m.Spec.Resolution == res);
-            if (!candidates.Any())
-            {
-                return new("res", $"no model for res={res}; loaded resolutions: {resolutions}");
-            }
+            res = parsed;
         }
-        if (!string.IsNullOrEmpty(name))
-        {
-            var named = candidates.Where(m => string.Equals(m.Spec.Name, name, StringComparison.Ordinal)).ToList();
-            if (named.Count == 0)
-            {
-                return new("model", $"no model named '{Problems.Shorten(name)}'{(resText is null ? "" : $" at res={resText}")}; loaded models: {ModelList(candidates)}");
-            }
-            candidates = named;
-        }
-        var matches = candidates.ToList();
-        if (matches.Count > 1)
-        {
-            var distinctRes = matches.Select(m => m.Spec.Resolution).Distinct().Count();
-            return distinctRes > 1
-                ? new("res", $"res is required when several resolutions are loaded; loaded resolutions: {resolutions}")
-                : new("model", $"several models share res={matches[0].Spec.Resolution}; name one with model: {ModelList(matches)}");
-        }
-        model = matches[0];
-        return null;
+        return registry.TryResolve(res, string.IsNullOrEmpty(name) ? null : name, out model, out var error, out var parameter)
+            ? null
+            : new(parameter!, error!);
     }
-
-    private static string ModelList(IEnumerable<LoadedModel> models) =>
-        string.Join(", ", models.Select(m => $"{m.Spec.Name} (res={m.Spec.Resolution})"));
 
     private static string ClassesAllowed(ModelSpec spec) =>
         $"an id from 0 to {spec.NumClasses - 1} or a name: {string.Join(", ", spec.ClassNames.Take(50))}{(spec.NumClasses > 50 ? ", ..." : "")}";
 
     private static bool TryInt(string text, int min, int max, out int value) =>
         int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value) && value >= min && value <= max;
-
-    /// <summary>Echoes at most 40 characters of user input into an error.</summary>
 
     private static ulong RandomSeed()
     {

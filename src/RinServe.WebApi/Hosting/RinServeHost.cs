@@ -10,6 +10,7 @@ using RinServe.Onnx;
 using RinServe.WebApi.Apis;
 using RinServe.WebApi.Generation;
 using RinServe.WebApi.Security;
+using RinServe.Worker;
 
 namespace RinServe.WebApi.Hosting;
 
@@ -84,8 +85,7 @@ public static class RinServeHost
         builder.Services.AddHostedService<QueueDepthSampler>();
         if (settings.RunsWorker)
         {
-            builder.Services.AddSingleton<IImageGenerator, OnnxImageGenerator>();
-            builder.Services.AddBatchingWorker();
+            builder.Services.AddRinServeWorker();
         }
     }
 
@@ -117,7 +117,7 @@ public static class RinServeHost
             o.OnRejected = async (context, ct) =>
             {
                 var http = context.HttpContext;
-                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
+                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : Problems.DefaultRetryAfter;
                 http.Response.StatusCode = StatusCodes.Status429TooManyRequests;
                 var seconds = Problems.SetRetryAfter(http.Response, retryAfter);
                 await http.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext

@@ -5,8 +5,8 @@ using Swashbuckle.AspNetCore.SwaggerGen;
 namespace RinServe.WebApi.Hosting;
 
 /// <summary>
-/// Documents what minimal-API metadata cannot say: image bodies are binary, and the request and
-/// answers of POST /generate have examples.
+/// Documents what minimal-API metadata cannot say: image bodies are binary; POST /generate takes the parameters of
+/// <see cref="Generation.GenerateParameters"/> in the query or a JSON body; its request and answers have examples.
 /// </summary>
 public sealed class SwaggerExamples : IOperationFilter
 {
@@ -33,6 +33,14 @@ public sealed class SwaggerExamples : IOperationFilter
         {
             return;
         }
+        operation.Parameters = [.. Generation.GenerateParameters.All.Select(p => new OpenApiParameter
+        {
+            Name = p.Name,
+            In = ParameterLocation.Query,
+            Description = p.Description,
+            // Query values are text; the validator reads each and names the one at fault.
+            Schema = new OpenApiSchema { Type = JsonSchemaType.String },
+        })];
         // Declared here, not with Accepts(): Accepts() makes routing answer other media types with its own
         // 415, which could not name the parameter; the handler reads the body itself.
         operation.RequestBody = new OpenApiRequestBody
@@ -43,7 +51,7 @@ public sealed class SwaggerExamples : IOperationFilter
             {
                 ["application/json"] = new()
                 {
-                    Schema = context.SchemaGenerator.GenerateSchema(typeof(Generation.GenerateBody), context.SchemaRepository),
+                    Schema = BodySchema(),
                     Example = new JsonObject { ["class"] = "Sneaker", ["res"] = 64, ["steps"] = 50, ["seed"] = 42, ["format"] = "png" },
                 },
             },
@@ -75,4 +83,13 @@ public sealed class SwaggerExamples : IOperationFilter
             };
         }
     }
+
+    /// <summary>The JSON body of POST /generate: the same fields and descriptions as the query.</summary>
+    private static OpenApiSchema BodySchema() => new()
+    {
+        Type = JsonSchemaType.Object,
+        Properties = Generation.GenerateParameters.All.ToDictionary(
+            p => p.Name,
+            p => (IOpenApiSchema)new OpenApiSchema { Type = p.BodyType, Format = p.BodyFormat, Description = p.Description }),
+    };
 }

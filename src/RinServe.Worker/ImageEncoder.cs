@@ -8,7 +8,7 @@ using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.Formats.Webp;
 using SixLabors.ImageSharp.PixelFormats;
 
-namespace RinServe.WebApi.Imaging;
+namespace RinServe.Worker;
 
 /// <summary>
 /// The one image encoder: 8-bit HWC pixels to PNG (with the generation parameters in tEXt chunks),
@@ -16,6 +16,9 @@ namespace RinServe.WebApi.Imaging;
 /// </summary>
 public static class ImageEncoder
 {
+    /// <summary>The JPEG quality of format=jpeg answers (0..100).</summary>
+    private const int JpegQuality = 92;
+
     public static string ContentType(string format) => format switch
     {
         "jpeg" => "image/jpeg",
@@ -28,7 +31,7 @@ public static class ImageEncoder
         using var image = Load(pixels);
         IImageEncoder encoder = format switch
         {
-            "jpeg" => new JpegEncoder { Quality = 92 },
+            "jpeg" => new JpegEncoder { Quality = JpegQuality },
             "webp" => new WebpEncoder { FileFormat = WebpFileFormatType.Lossless },
             _ => new PngEncoder { ColorType = pixels.Channels == 1 ? PngColorType.Grayscale : PngColorType.Rgb },
         };

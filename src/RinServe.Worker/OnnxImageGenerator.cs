@@ -2,7 +2,7 @@ using RinServe.Diffusion;
 using RinServe.Jobs;
 using RinServe.Onnx;
 
-namespace RinServe.WebApi.Generation;
+namespace RinServe.Worker;
 
 /// <summary>Runs RinSampler over the loaded ONNX models; one batch at a time per model, as the denoiser requires.</summary>
 public sealed class OnnxImageGenerator : IImageGenerator
