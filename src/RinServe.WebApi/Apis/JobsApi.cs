@@ -22,22 +22,17 @@ public static class JobsApi
             .WithSummary("Status of a job")
             .WithDescription("Status, queue position, progress with ETA, timestamps, seed, model, image links and error.")
             .Produces<JobDocument>(StatusCodes.Status200OK)
-            .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status401Unauthorized)
-            .ProducesProblem(StatusCodes.Status403Forbidden)
-            .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesProblems(
+                StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound,
+                StatusCodes.Status503ServiceUnavailable);
 
         api.MapGet("/{id}/images/{k}", GetImage)
             .WithSummary("The k-th image of a succeeded job")
             .WithDescription("Encoded in the job's format. PNGs carry seed, model, steps, sampler, schedule, guidance and class in tEXt chunks.")
             .Produces(StatusCodes.Status200OK, responseType: null, contentType: "image/png", "image/jpeg", "image/webp")
-            .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status401Unauthorized)
-            .ProducesProblem(StatusCodes.Status403Forbidden)
-            .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status409Conflict)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesProblems(
+                StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound,
+                StatusCodes.Status409Conflict, StatusCodes.Status503ServiceUnavailable);
 
         api.MapGet("/{id}/events", GetEvents)
             .WithSummary("Server-Sent Events of a job")
@@ -48,18 +43,14 @@ public static class JobsApi
                 "asked for a smaller k). Previews start within one worker heartbeat (Workers:HeartbeatInterval) of the request; " +
                 "without the parameter none are made.")
             .Produces<JobDocument>(StatusCodes.Status200OK, "text/event-stream")
-            .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesProblems(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
 
         api.MapDelete("/{id}", CancelJob)
             .WithSummary("Cancel a job")
             .WithDescription("A queued job never runs; a running job stops at its next sampler step (when every job of its batch is canceled) and its result is discarded.")
             .Produces<JobDocument>(StatusCodes.Status200OK)
-            .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status409Conflict)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesProblems(
+                StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status409Conflict, StatusCodes.Status503ServiceUnavailable);
 
         return api;
     }

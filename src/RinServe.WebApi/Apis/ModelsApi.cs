@@ -18,8 +18,7 @@ public static class ModelsApi
                 + "(what POST /generate uses when a request names no guidance: the model's rin.default_guidance, at most Sampling:MaxGuidance) "
                 + "and the execution provider in use.")
             .Produces<ModelDocument[]>(StatusCodes.Status200OK)
-            .ProducesProblem(StatusCodes.Status401Unauthorized)
-            .ProducesProblem(StatusCodes.Status403Forbidden);
+            .ProducesProblems(StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden);
         return api;
     }
 

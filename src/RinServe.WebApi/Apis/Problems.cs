@@ -33,6 +33,16 @@ public static class Problems
     /// <summary>User text quoted in a problem, cut to 40 characters so a huge input never makes a huge answer.</summary>
     public static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
+    /// <summary>Documents every listed status as a problem+json answer of the endpoint (Swagger).</summary>
+    public static RouteHandlerBuilder ProducesProblems(this RouteHandlerBuilder endpoint, params int[] statuses)
+    {
+        foreach (var status in statuses)
+        {
+            endpoint.ProducesProblem(status);
+        }
+        return endpoint;
+    }
+
     public static ProblemHttpResult JobNotFound(string id) =>
         Problem(StatusCodes.Status404NotFound, "Job not found", $"No job '{id}': unknown, expired (results are kept for Jobs:ResultTtl), or made with another API key.", "id");
 }
