@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
+using RinServe.Diffusion;
 
 namespace RinServe.Onnx;
 
@@ -113,7 +114,7 @@ public sealed class ModelRegistry : IDisposable
 
         (error, parameter) = matches switch
         {
-            [] => ($"no model named '{Quote(name!)}'{(resolution is null ? string.Empty : $" at res={resolution}")}; loaded models: {List(atResolution)}", "model"),
+            [] => ($"no model named '{UserText.Shorten(name!)}'{(resolution is null ? string.Empty : $" at res={resolution}")}; loaded models: {List(atResolution)}", "model"),
             _ when matches.Select(m => m.Spec.Resolution).Distinct().Count() > 1 =>
                 ($"res is required when several resolutions are loaded; loaded resolutions: {resolutions}", "res"),
             _ => ($"several models share res={matches[0].Spec.Resolution}; name one with model: {List(matches)}", "model"),
@@ -124,8 +125,6 @@ public sealed class ModelRegistry : IDisposable
     private static string List(IEnumerable<LoadedModel> models) =>
         string.Join(", ", models.Select(m => $"{m.Spec.Name} (res={m.Spec.Resolution})"));
 
-    /// <summary>A name from a request, cut to 40 characters in an error, as the service quotes all user text (Problems.Shorten).</summary>
-    private static string Quote(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
     public void Dispose()
     {

@@ -30,9 +30,6 @@ public static class Problems
         return seconds;
     }
 
-    /// <summary>User text quoted in a problem, cut to 40 characters so a huge input never makes a huge answer.</summary>
-    public static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
-
     /// <summary>Documents every listed status as a problem+json answer of the endpoint (Swagger).</summary>
     public static RouteHandlerBuilder ProducesProblems(this RouteHandlerBuilder endpoint, params int[] statuses)
     {

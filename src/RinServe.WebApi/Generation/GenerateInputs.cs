@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Microsoft.Net.Http.Headers;
+using RinServe.Diffusion;
 
 namespace RinServe.WebApi.Generation;
 
@@ -49,7 +50,7 @@ public static class GenerateInputs
             var key = name.ToLowerInvariant();
             if (!GenerateParameters.Names.Contains(key))
             {
-                return Problems.BadParameter(name, $"unknown parameter '{Problems.Shorten(name)}'; allowed: {Allowed}");
+                return Problems.BadParameter(name, $"unknown parameter '{UserText.Shorten(name)}'; allowed: {Allowed}");
             }
             if (values.Count != 1)
             {
@@ -66,7 +67,7 @@ public static class GenerateInputs
         if (!request.HasJsonContentType())
         {
             return (null, Problems.Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
-                $"the body must be JSON (Content-Type: application/json), not '{Problems.Shorten(request.ContentType ?? "none")}'", "body"));
+                $"the body must be JSON (Content-Type: application/json), not '{UserText.Shorten(request.ContentType ?? "none")}'", "body"));
         }
         if (request.ContentLength > maxBody)
         {
@@ -137,7 +138,7 @@ public static class GenerateInputs
         var key = propertyName.ToLowerInvariant();
         if (!GenerateParameters.Names.Contains(key))
         {
-            return Problems.BadParameter(propertyName, $"unknown field '{Problems.Shorten(propertyName)}'; allowed: {Allowed}");
+            return Problems.BadParameter(propertyName, $"unknown field '{UserText.Shorten(propertyName)}'; allowed: {Allowed}");
         }
         if (inputs.ContainsKey(key))
         {
@@ -192,7 +193,7 @@ public static class GenerateInputs
         {
             // NotSupportedException: a charset .NET knows but has disabled (UTF-7).
             return (body, Problems.Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
-                $"unsupported charset '{Problems.Shorten(charset)}'; send the JSON as UTF-8 (or UTF-16, UTF-32)", "body"));
+                $"unsupported charset '{UserText.Shorten(charset)}'; send the JSON as UTF-8 (or UTF-16, UTF-32)", "body"));
         }
         try
         {

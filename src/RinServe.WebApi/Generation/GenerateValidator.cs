@@ -51,19 +51,19 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
             case ClassLookup.OutOfRange:
                 return new("class", $"class {classText} is out of range for model '{spec.Name}': {ClassesAllowed(spec)}");
             case ClassLookup.Unknown:
-                return new("class", $"class '{Problems.Shorten(classText)}' is neither an id nor a class name of model '{spec.Name}': {ClassesAllowed(spec)}");
+                return new("class", $"class '{UserText.Shorten(classText)}' is neither an id nor a class name of model '{spec.Name}': {ClassesAllowed(spec)}");
         }
 
         var steps = _options.DefaultSteps;
         if (Get("steps") is { } stepsText && !TryInt(stepsText, 1, _options.MaxSteps, out steps))
         {
-            return new("steps", $"steps must be an integer from 1 to {_options.MaxSteps}; got '{Problems.Shorten(stepsText)}'");
+            return new("steps", $"steps must be an integer from 1 to {_options.MaxSteps}; got '{UserText.Shorten(stepsText)}'");
         }
 
         var sampler = SamplerKind.Ddim;
         if (Get("sampler") is { } samplerText && !SamplerNames.TryParse(samplerText, out sampler))
         {
-            return new("sampler", $"unknown sampler '{Problems.Shorten(samplerText)}'; allowed: {string.Join(", ", SamplerNames.All)}");
+            return new("sampler", $"unknown sampler '{UserText.Shorten(samplerText)}'; allowed: {string.Join(", ", SamplerNames.All)}");
         }
 
         var schedule = "cosine";
@@ -85,7 +85,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
         {
             if (!ulong.TryParse(seedText, NumberStyles.None, CultureInfo.InvariantCulture, out var s) || s > long.MaxValue)
             {
-                return new("seed", $"seed must be an integer from 0 to {long.MaxValue}; got '{Problems.Shorten(seedText)}'");
+                return new("seed", $"seed must be an integer from 0 to {long.MaxValue}; got '{UserText.Shorten(seedText)}'");
             }
             givenSeed = s;
         }
@@ -96,7 +96,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
             if (!float.TryParse(guidanceText, NumberStyles.Float, CultureInfo.InvariantCulture, out guidance)
                 || !float.IsFinite(guidance) || guidance < 0 || guidance > _options.MaxGuidance)
             {
-                return new("guidance", $"guidance must be a number from 0 to {_options.MaxGuidance.ToString(CultureInfo.InvariantCulture)}; got '{Problems.Shorten(guidanceText)}'");
+                return new("guidance", $"guidance must be a number from 0 to {_options.MaxGuidance.ToString(CultureInfo.InvariantCulture)}; got '{UserText.Shorten(guidanceText)}'");
             }
             if (guidance > 0 && !spec.SupportsGuidance)
             {
@@ -107,7 +107,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
         var count = 1;
         if (Get("n") is { } countText && !TryInt(countText, 1, _options.MaxImagesPerRequest, out count))
         {
-            return new("n", $"n must be an integer from 1 to {_options.MaxImagesPerRequest}; got '{Problems.Shorten(countText)}'");
+            return new("n", $"n must be an integer from 1 to {_options.MaxImagesPerRequest}; got '{UserText.Shorten(countText)}'");
         }
 
         var format = "png";
@@ -116,7 +116,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
             format = formatText.ToLowerInvariant();
             if (!GenerateParameters.Formats.Contains(format))
             {
-                return new("format", $"unknown format '{Problems.Shorten(formatText)}'; allowed: {string.Join(", ", GenerateParameters.Formats)}");
+                return new("format", $"unknown format '{UserText.Shorten(formatText)}'; allowed: {string.Join(", ", GenerateParameters.Formats)}");
             }
         }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using RinServe.WebApi.Hosting;
+using RinServe.Diffusion;
 
 namespace RinServe.WebApi.Generation;
 
@@ -32,7 +33,7 @@ public sealed record Preference(bool RespondAsync, TimeSpan Wait, bool Given)
                 {
                     if (!int.TryParse(token[WaitToken.Length..], NumberStyles.None, CultureInfo.InvariantCulture, out wait))
                     {
-                        return (null, Problems.BadParameter(Header, $"Prefer: wait=N needs N in whole seconds (0..{options.MaxWaitSeconds}); got '{Problems.Shorten(token)}'"));
+                        return (null, Problems.BadParameter(Header, $"Prefer: wait=N needs N in whole seconds (0..{options.MaxWaitSeconds}); got '{UserText.Shorten(token)}'"));
                     }
                     // RFC 7240: the server may honour less than asked.
                     wait = Math.Min(wait, options.MaxWaitSeconds);
