@@ -152,8 +152,9 @@ public static class JobsApi
             };
             previous = job.State;
             var document = JobDocument.From(job, registry, time);
-            // The preview is read only when the job says a new one is there, and encoded only for watchers who asked.
-            if (previews && job.State == JobState.Running && job.PreviewStep != sentPreviewStep
+            // The preview is read only when the job says a new one is there, and encoded only for watchers who asked;
+            // it rides on progress events only (as documented), also when a late watcher's first event finds one ready.
+            if (previews && type == "progress" && job.PreviewStep != sentPreviewStep
                 && await queue.GetPreviewAsync(id, ct) is { } preview && preview.Step != sentPreviewStep)
             {
                 sentPreviewStep = preview.Step;
