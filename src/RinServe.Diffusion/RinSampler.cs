@@ -139,7 +139,7 @@ public sealed class RinSampler
         {
             _noise.Fill(images[b].Seed, INoiseSource.InitialStep, buffers.Image(buffers.X, b));
             classes[b] = images[b].ClassId;
-            if (buffers.NetBatch > buffers.Batch)
+            if (buffers.Guided)
             {
                 classes[buffers.Batch + b] = spec.NullClass!.Value;
             }
@@ -149,19 +149,21 @@ public sealed class RinSampler
     /// <summary>The network's copy of x_t, variance-normalized per image (only that copy: contract, "Sampling"), twice with guidance.</summary>
     private static void Normalize(SamplerBuffers buffers, bool firstStep, bool normalize)
     {
+        var x = buffers.X;
         var netIn = buffers.NetIn;
+        var statistics = buffers.Statistics;
         for (var b = 0; b < buffers.Batch; b++)
         {
-            var image = buffers.Image(buffers.X, b);
+            var image = buffers.Image(x, b);
             if (firstStep)
             {
-                buffers.Statistics[b] = StepKernels.Statistics(image);
+                statistics[b] = StepKernels.Statistics(image);
             }
 
-            NetworkInput(image, buffers.Image(netIn, b), normalize, buffers.Statistics[b]);
+            NetworkInput(image, buffers.Image(netIn, b), normalize, statistics[b]);
         }
 
-        if (buffers.NetBatch > buffers.Batch)
+        if (buffers.Guided)
         {
             netIn[..(buffers.Batch * buffers.PerImage)].CopyTo(netIn[(buffers.Batch * buffers.PerImage)..]);
         }
@@ -174,17 +176,19 @@ public sealed class RinSampler
     private static void Update(
         SamplerBuffers buffers, in StepCoefficients coefficients, int step, Span<float> x0, bool readX0, IPreviewSink? previews, ModelSpec spec)
     {
+        var x = buffers.X;
         var pred = buffers.NetPred;
+        var noise = buffers.Noise;
         for (var b = 0; b < buffers.Batch; b++)
         {
             var preview = previews is not null && previews.Wants(step, b);
             var imageX0 = readX0 || preview ? buffers.Image(x0, b) : Span<float>.Empty;
             buffers.Statistics[b] = StepKernels.Update(
                 coefficients,
-                buffers.Image(buffers.X, b),
+                buffers.Image(x, b),
                 buffers.Image(pred, b),
                 coefficients.Guided ? buffers.Image(pred, buffers.Batch + b) : ReadOnlySpan<float>.Empty,
-                coefficients.Stochastic ? buffers.Image(buffers.Noise, b) : Span<float>.Empty,
+                coefficients.Stochastic ? buffers.Image(noise, b) : Span<float>.Empty,
                 imageX0);
             if (preview)
             {

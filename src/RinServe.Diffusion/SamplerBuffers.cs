@@ -40,6 +40,9 @@ internal sealed class SamplerBuffers : IDisposable
 
     public int NetBatch { get; }
 
+    /// <summary>Classifier-free guidance: the network's batch holds a null-class copy of every image.</summary>
+    public bool Guided => NetBatch > Batch;
+
     public int PerImage { get; }
 
     public int PerLatents { get; }
