@@ -9,7 +9,12 @@ mean of an f x f block has f times less noise, and the signal is scaled down ali
 has the signal-to-noise ratio at each gamma that the trunk learned. With an overlap head (it predicts
 at head_resolution and resizes in the graph) and no variance normalization, the network at R px sees
 exactly the trunk's input in distribution and predicts the trunk's x0 resized to R, for data that is
-a smooth upsampling of the trunk's (Fashion-MNIST's 28 px, bilinearly upsampled, is).
+a smooth upsampling of the trunk's (Fashion-MNIST's 28 px, bilinearly upsampled, is). With variance
+normalization the big model's input is the trunk's times a per-image factor (the two x_t have different
+standard deviations); a stem without bias (stem_bias false) feeds a LayerNorm, which removes that factor,
+so such a trunk carries just as exactly. Glyphs rendered at R, whose f x f block means are the glyph
+rendered at R / f (FreeType's anti-aliasing is pixel coverage), are read the same way; their detail finer
+than the trunk's pixels is what fine-tuning at R (init_from) adds.
 
 The file holds EMA weights and the run's config, like a training checkpoint without optimizer
 state: export it with training.export, or fine-tune from it with init_from.
@@ -34,10 +39,10 @@ def carry(trunk_path: str, resolution: int, lattice: int = 0) -> tuple[RIN, dict
     src = cfg["model"]
     if src["head"] != "overlap" or cfg["prediction"] != "x":
         raise ValueError("only an x-predicting trunk with the overlap head carries to other resolutions")
-    if cfg["normalize_input"]:
-        raise ValueError("the carry is exact only without variance normalization (normalize_input false): "
-                         "normalizing by the std of the full-resolution x_t would change the trunk's input by a "
-                         "gamma-dependent factor")
+    if cfg["normalize_input"] and src.get("stem_bias", True):
+        raise ValueError("with variance normalization (normalize_input true) the carry needs a stem without bias "
+                         "(model.stem_bias false): normalizing by the std of the full-resolution x_t scales the "
+                         "trunk's input by a gamma-dependent factor, which only a bias-free stem's LayerNorm removes")
     f, rem = divmod(resolution, src["resolution"])
     if rem or f < 1:
         raise ValueError(f"resolution {resolution} must be a multiple of the trunk's {src['resolution']}")

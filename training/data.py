@@ -67,9 +67,17 @@ def load_image_folder(root: str, size: int, channels: int):
 
 
 def load_dataset(name: str, split: str, resolution: int, channels: int):
-    """'fashion-mnist' or a folder path. Returns (uint8 images, labels, class names)."""
+    """'fashion-mnist', 'glyphs' (training.glyphs' cache rendered at this resolution) or a folder path.
+    Returns (uint8 images, labels, class names)."""
     if name == "fashion-mnist":
         return load_fashion_mnist(split)
+    if name == "glyphs":
+        from . import glyphs
+        try:
+            images, labels, _ = glyphs.load(resolution, split)
+        except FileNotFoundError as e:
+            raise DatasetError(str(e)) from None
+        return torch.from_numpy(images), torch.from_numpy(labels), list(glyphs.CLASS_NAMES)
     return load_image_folder(name, min(resolution, 256), channels)
 
 

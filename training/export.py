@@ -115,6 +115,14 @@ def store_large_weights_as_half(proto, min_elements: int) -> None:
     float32, halving their bytes; ONNX Runtime folds the Cast at load, so compute stays float32."""
     from onnx import helper, numpy_helper
     casts = []
+    # Constant nodes (buffers that tracing folded: the head's resize matrices) become initializers first.
+    for node in [n for n in proto.graph.node if n.op_type == "Constant" and n.attribute[0].name == "value"]:
+        t = node.attribute[0].t
+        if t.data_type == onnx.TensorProto.FLOAT and int(np.prod(t.dims)) >= min_elements:
+            init = proto.graph.initializer.add()
+            init.CopyFrom(t)
+            init.name = node.output[0]
+            proto.graph.node.remove(node)
     for init in proto.graph.initializer:
         if init.data_type == onnx.TensorProto.FLOAT and int(np.prod(init.dims)) >= min_elements:
             half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16")

@@ -48,6 +48,9 @@ class RINConfig:
     # itself was made, so an exact prediction renders exactly as the data does, with no resampling
     # pattern of its own (a 32 -> 64 px resize has one at period 2). 0: resize head_resolution directly.
     head_lattice: int = 0
+    # A stem without bias makes LayerNorm(stem(s * x)) = LayerNorm(stem(x)) for any s > 0, so a model carried
+    # to f times the resolution sees its trunk's input even with variance normalization (training.carry).
+    stem_bias: bool = True
 
     @property
     def grid(self) -> int:
@@ -167,24 +170,34 @@ def gamma_embedding(gamma: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
 
 
-def tent_fold(q: int, channels: int, grid: int):
-    """The fixed transposed-convolution kernel of the overlap head and its normalizer.
+def tent(q: int) -> torch.Tensor:
+    """w(u) = 1 - |u + 1/2 - q| / q over a 2q window: 1/(2q) at its edge pixels, summing to one with the
+    neighbouring windows' (which overlap by half)."""
+    return 1 - (torch.arange(2 * q, dtype=torch.float32) + 0.5 - q).abs() / q
 
-    Window value (c, u, v) of a token goes to output channel c at offset (u, v) of a 2q x 2q window
-    centred on the token's q x q patch, weighted by w(u) w(v) with w(u) = 1 - |u + 1/2 - q| / q: a
-    tent that is 1/(2q) at the window's edge pixels and sums to one with its neighbours'. The
-    normalizer divides out the missing neighbour at the image border (where only one window covers).
-    """
-    k = 2 * q
-    w = 1 - (torch.arange(k, dtype=torch.float32) + 0.5 - q).abs() / q
-    tent = w[:, None] * w[None, :]
-    kernel = torch.zeros(channels * k * k, channels, k, k)
-    for c in range(channels):
-        for u in range(k):
-            for v in range(k):
-                kernel[c * k * k + u * k + v, c, u, v] = tent[u, v]
-    norm = F.conv_transpose2d(torch.ones(1, channels * k * k, grid, grid), kernel, stride=q, padding=q // 2)
-    return kernel, norm
+
+def tent_sum(q: int, grid: int) -> torch.Tensor:
+    """[grid * q]: the sum of the tents that cover each pixel along one axis (1 inside, less at the border)."""
+    total = torch.zeros((grid + 1) * q)
+    for j in range(grid):
+        total[j * q:j * q + 2 * q] += tent(q)
+    return total[q // 2:q // 2 + grid * q]
+
+
+def overlap_add(windows: torch.Tensor, q: int) -> torch.Tensor:
+    """[B, g, g, C, 2q, 2q] windows, each centred on its q x q patch -> [B, C, g*q, g*q], the sum of the windows
+    where they overlap. On a canvas padded by q/2 each window covers exactly 2 x 2 cells, so each of its four
+    q x q quadrants is a depth-to-space image shifted by whole cells: four pads and a crop, no kernel (the
+    transposed convolution with a one-hot kernel that this replaces stored (2q)^4 C^2 values)."""
+    b, g, _, c = windows.shape[:4]
+    total = 0
+    for a in (0, 1):
+        for k in (0, 1):
+            quad = windows[..., a * q:(a + 1) * q, k * q:(k + 1) * q]              # [B, g, g, C, q, q]
+            img = quad.permute(0, 3, 1, 4, 2, 5).reshape(b, c, g * q, g * q)
+            total = total + F.pad(img, (k * q, (1 - k) * q, a * q, (1 - a) * q))
+    h = q // 2
+    return total[..., h:h + g * q, h:h + g * q]
 
 
 def upsampler(n: int, size: int) -> torch.Tensor:
@@ -205,7 +218,7 @@ class RIN(nn.Module):
         self.cfg = cfg
         p, c, di, d = cfg.patch_size, cfg.channels, cfg.interface_dim, cfg.latent_dim
         # Interface: p x p patches -> tokens, LayerNorm, learned position embedding.
-        self.patch_embed = nn.Conv2d(c, di, kernel_size=p, stride=p)
+        self.patch_embed = nn.Conv2d(c, di, kernel_size=p, stride=p, bias=cfg.stem_bias)
         self.patch_norm = nn.LayerNorm(di)
         self.pos_embed = nn.Parameter(torch.randn(1, cfg.grid * cfg.grid, di) * 0.02)
         # Latents, plus a time token and a class token that the latents attend to.
@@ -225,9 +238,10 @@ class RIN(nn.Module):
         if cfg.head == "overlap":
             q = cfg.head_res // cfg.grid
             self.out = nn.Linear(di, (2 * q) ** 2 * c)
-            kernel, norm = tent_fold(q, c, cfg.grid)
-            self.register_buffer("fold_kernel", kernel, persistent=False)
-            self.register_buffer("fold_norm", norm, persistent=False)
+            w = tent(q)
+            self.register_buffer("tent", w[:, None] * w[None, :], persistent=False)
+            # The tents' sum along one axis (1 inside, less at the border); the 2-D sum is its outer product.
+            self.register_buffer("fold_norm", tent_sum(q, cfg.grid), persistent=False)
             if cfg.head_res != cfg.resolution:
                 up = upsampler(cfg.head_res, cfg.resolution)
                 if cfg.head_lattice:
@@ -267,8 +281,9 @@ class RIN(nn.Module):
         """[B, g*g, (2q)^2*C] tent-weighted windows -> overlap-add at head_resolution -> bilinear to R."""
         cfg = self.cfg
         b, g, q = out.shape[0], cfg.grid, cfg.head_res // cfg.grid
-        windows = out.transpose(1, 2).reshape(b, -1, g, g)
-        img = F.conv_transpose2d(windows, self.fold_kernel, stride=q, padding=q // 2) / self.fold_norm
+        windows = out.reshape(b, g, g, cfg.channels, 2 * q, 2 * q) * self.tent
+        norm = self.fold_norm
+        img = overlap_add(windows, q) / norm[:, None] / norm[None, :]
         if cfg.head_res != cfg.resolution:   # bilinear resize as two small matrix products (see upsampler)
             img = self.upsample @ img @ self.upsample.T
         return img

@@ -140,8 +140,11 @@ def save_grid(images: torch.Tensor, path: str, nrow: int) -> None:
 
 
 def sample_grid(ema, cfg: TrainConfig, path: str, per_class: int = 4, max_res: int = 128) -> None:
-    """One row per class; large images are shown downsized so the grid stays small."""
-    classes = torch.arange(cfg.model.num_classes).repeat_interleave(per_class)
+    """One row per class (at most 16 classes, evenly spaced); large images are shown downsized so the
+    grid stays small."""
+    n = cfg.model.num_classes
+    shown = torch.arange(n) if n <= 16 else torch.linspace(0, n - 1, 16).round().long()
+    classes = shown.repeat_interleave(per_class)
     g = torch.Generator().manual_seed(1234)
     imgs = sample(ema, classes, steps=cfg.sample_steps, schedule=Schedule("cosine"), input_scale=cfg.input_scale,
                   prediction=cfg.prediction, normalize_input=cfg.normalize_input, generator=g).cpu()

@@ -281,8 +281,36 @@ def test_carried_model_is_the_trunk_seen_at_a_larger_resolution(tmp_path):
     assert torch.allclose(big_lat, small_lat, atol=1e-5)
     cfg["normalize_input"] = True
     torch.save(dict(ema=trunk.state_dict(), config=cfg, step=3, elapsed=1.0, history=[]), path)
-    with pytest.raises(ValueError, match="normalize_input"):
+    with pytest.raises(ValueError, match="stem_bias"):
         carry(path, 64)
+
+
+def test_a_trunk_with_a_bias_free_stem_carries_exactly_under_variance_normalization(tmp_path):
+    """normalize_input: the big model divides its x_t by a different std than the trunk; the bias-free
+    stem's LayerNorm removes that factor, so the carried model still predicts the trunk's x0 at R."""
+    from training.carry import carry
+    from training.diffusion import normalize
+    trunk = tiny(head="overlap", stem_bias=False)
+    with torch.no_grad():
+        trunk.out.weight.normal_(0, 0.3)
+    path = str(tmp_path / "trunk.pt")
+    cfg = dict(model=trunk.cfg.to_dict(), prediction="x", input_scale=0.5, normalize_input=True, name="tiny-16",
+               batch_size=4)
+    torch.save(dict(ema=trunk.state_dict(), config=cfg, step=3, elapsed=1.0, history=[0.5]), path)
+    big, state = carry(path, 64)
+    assert state["config"]["normalize_input"] and state["config"]["input_scale"] == 0.125
+    small_x = torch.randn(2, 1, 16, 16) * 3 + 1                       # the trunk's x_t
+    # Noise within each 4 x 4 block, zero-mean there: the block means (what the stem reads) stay small_x / 4,
+    # but the std that normalization divides by is not the trunk's.
+    within = torch.randn(2, 1, 64, 64)
+    within = within - torch.nn.functional.avg_pool2d(within, 4).repeat_interleave(4, -1).repeat_interleave(4, -2)
+    big_x = small_x.repeat_interleave(4, -1).repeat_interleave(4, -2) / 4 + within
+    args = (torch.tensor([0.3, 0.9]), torch.tensor([3, 10]), torch.randn(2, 8, 32))
+    with torch.no_grad():
+        small_pred, _ = trunk.eval()(normalize(small_x), *args)
+        big_pred, _ = big(normalize(big_x), *args)
+    want = torch.nn.functional.interpolate(small_pred, size=(64, 64), mode="bilinear", align_corners=False) / 4
+    assert torch.allclose(big_pred, want, atol=1e-4)
 
 
 def test_min_snr_weights_the_implied_x0_error_alike_in_every_parameterization():
