@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(redis-server python3-torch python3-onnx python3-numpy python3-tqdm python3-pytest python3-pil
-          libopenblas0 dataset-fashion-mnist chromium docker.io debootstrap)
+          libopenblas0 dataset-fashion-mnist python3-fonttools fonts-dejavu-core chromium docker.io debootstrap)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

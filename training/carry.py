@@ -33,7 +33,10 @@ from .model import RIN, RINConfig
 from .train import init_from_checkpoint
 
 
-def carry(trunk_path: str, resolution: int, lattice: int = 0) -> tuple[RIN, dict]:
+def carry(trunk_path: str, resolution: int, lattice: int = 0, native_head: bool = False) -> tuple[RIN, dict]:
+    """native_head: the overlap head predicts at the full resolution (its windows enlarged from the trunk's,
+    see train.init_from_checkpoint), the start of fine-tuning at R for data with detail finer than the
+    trunk's pixels; otherwise the trunk's head and an in-graph resize (exact for upsampled data)."""
     state = torch.load(trunk_path, map_location="cpu")
     cfg = copy.deepcopy(state["config"])
     src = cfg["model"]
@@ -48,8 +51,8 @@ def carry(trunk_path: str, resolution: int, lattice: int = 0) -> tuple[RIN, dict
         raise ValueError(f"resolution {resolution} must be a multiple of the trunk's {src['resolution']}")
     grid = src["resolution"] // src["patch_size"]
     model_cfg = dict(src, resolution=resolution, patch_size=resolution // grid,
-                     head_resolution=src["head_resolution"] or src["resolution"],
-                     head_lattice=lattice if resolution != src["resolution"] else 0)
+                     head_resolution=resolution if native_head else (src["head_resolution"] or src["resolution"]),
+                     head_lattice=lattice if resolution != src["resolution"] and not native_head else 0)
     cfg.update(model=model_cfg, name=f"{cfg['name'].split('-')[0]}-{resolution}", input_scale=cfg["input_scale"] / f,
                init_from=trunk_path, out_dir=os.path.dirname(trunk_path))
     model = RIN(RINConfig(**model_cfg))
@@ -79,9 +82,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--lattice", type=int, default=0, help="the data's own resolution, when coarser than the "
                     "trunk's (Fashion-MNIST: 28): see RINConfig.head_lattice")
+    ap.add_argument("--native-head", action="store_true", help="predict at the full resolution (to fine-tune at R)")
     args = ap.parse_args(argv)
     try:
-        model, state = carry(args.trunk, args.resolution, args.lattice)
+        model, state = carry(args.trunk, args.resolution, args.lattice, args.native_head)
     except (OSError, KeyError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

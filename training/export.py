@@ -143,17 +143,25 @@ def choose_guidance(sweep: list[dict]) -> float:
 
 
 def judge(model: RIN, cfg: dict, args) -> dict:
-    """The guidance sweep (unless --guidance), then the chosen weight judged at --samples-per-class."""
-    from .classifier import judge_model
+    """The guidance sweep (unless --guidance), then the chosen weight judged at --samples-per-class, by the
+    data set's own judge (training.classifier for Fashion-MNIST, training.glyph_judge for glyphs)."""
+    if cfg["dataset"] == "glyphs":
+        from .glyph_judge import judge_model
+    else:
+        from .classifier import judge_model
+    subset = {}
+    if args.judge_classes:        # every k-th class, for a quick look (a rehearsal); the card judges them all
+        subset = dict(classes=list(range(0, model.cfg.num_classes, max(1, model.cfg.num_classes // args.judge_classes))))
     if args.guidance is not None:
         guidance, sweep = args.guidance, []
     else:
-        sweep = [judge_model(model, cfg, per_class=args.sweep_per_class, guidance=w) for w in args.guidance_sweep]
+        sweep = [judge_model(model, cfg, per_class=args.sweep_per_class, guidance=w, **subset) for w in args.guidance_sweep]
         for r in sweep:
             print(f"sweep: guidance {r['guidance']:g}: accuracy {r['accuracy']:.4f}, FD {r['fd']:.3f} "
-                  f"(real {r['real_fd']:.3f}), blockiness {r['blockiness']:.3f}")
+                  f"(real {r['real_fd']:.3f}), " + (f"edge width {r['edge_width']:.2f}" if "edge_width" in r
+                                                   else f"blockiness {r['blockiness']:.3f}"))
         guidance = choose_guidance(sweep)
-    return dict(judge_model(model, cfg, per_class=args.samples_per_class, guidance=guidance), sweep=sweep)
+    return dict(judge_model(model, cfg, per_class=args.samples_per_class, guidance=guidance, **subset), sweep=sweep)
 
 
 def checkpoint_identity(state: dict, path: str) -> dict:
@@ -166,11 +174,16 @@ def checkpoint_identity(state: dict, path: str) -> dict:
     return dict(sha256=file_sha256(path))
 
 
-def read_record(path: str, state: dict, resolution: int) -> dict:
+def read_record(path: str, state: dict, resolution: int, checkpoint_path: str = "") -> dict:
     with open(path) as f:
         r = json.load(f)
     carried = state.get("carried_from")
     want = r.get("checkpoint", {})
+    if "sha256" in want:             # judged on the very file: a fine-tuned model, not a carried one
+        from .carry import file_sha256
+        if want["sha256"] != file_sha256(checkpoint_path) or r["resolution"] != resolution:
+            raise ValueError(f"{path} judged the file with sha256 {want['sha256']}, not {checkpoint_path}")
+        return r
     if not (isinstance(carried, dict) and want.get("trunk_sha256") == carried["sha256"]
             and want.get("lattice") == carried["lattice"] and want.get("resolution") == resolution == r["resolution"]):
         raise ValueError(f"{path} judged {want or 'an unnamed checkpoint'}, not this one (a model carried from "
@@ -199,6 +212,8 @@ def main(argv=None) -> int:
     ap.add_argument("--record", help="write the judged figures to this JSON file")
     ap.add_argument("--no-export", action="store_true", help="judge (and --record) only; write no model")
     ap.add_argument("--judged", help="a --record file: its figures instead of judging here")
+    ap.add_argument("--judge-classes", type=int, default=0, help="judge only about this many classes, evenly spaced "
+                    "(glyph models; a rehearsal)")
     args = ap.parse_args(argv)
     try:
         model, state = model_from_checkpoint(args.checkpoint)
@@ -217,7 +232,7 @@ def main(argv=None) -> int:
     if args.judge or args.judged:
         if args.judged:
             try:
-                r = read_record(args.judged, state, model.cfg.resolution)
+                r = read_record(args.judged, state, model.cfg.resolution, args.checkpoint)
             except (OSError, KeyError, ValueError) as e:
                 print(f"error: --judged: {e}", file=sys.stderr)
                 return 2
@@ -230,16 +245,21 @@ def main(argv=None) -> int:
                 with open(args.record, "w") as f:
                     json.dump(r, f, indent=2)
             guidance = r["guidance"]
+        shape = (f"edge width {r['edge_width']:.2f} px (real {r['real_edge_width']:.2f})" if "edge_width" in r else
+                 f"blockiness {r['blockiness']:.3f} (real {r['real_blockiness']:.3f})")
         print(f"judged {r['samples']} samples at {r['resolution']} px, guidance {guidance:g}: class accuracy "
               f"{r['accuracy']:.4f} (real {r['real_accuracy']:.4f}), FD {r['fd']:.3f} (real {r['real_fd']:.3f}, "
-              f"ratio {r['fd'] / r['real_fd']:.2f}), blockiness {r['blockiness']:.3f} (real {r['real_blockiness']:.3f})")
-        print(json.dumps(r))
+              f"ratio {r['fd'] / r['real_fd']:.2f}), {shape}")
+        print(json.dumps({k: v for k, v in r.items() if k != "images"}))
         if args.no_export:
             return 0
         acc = r["accuracy"]
         extra.update({"rin.default_guidance": f"{guidance:g}", "rin.class_accuracy": f"{acc:.4f}",
-                      "rin.fd": f"{r['fd']:.4f}", "rin.fd_real": f"{r['real_fd']:.4f}",
-                      "rin.blockiness": f"{r['blockiness']:.4f}"})
+                      "rin.fd": f"{r['fd']:.4f}", "rin.fd_real": f"{r['real_fd']:.4f}"})
+        if "edge_width" in r:
+            extra.update({"rin.edge_width": f"{r['edge_width']:.4f}", "rin.edge_width_real": f"{r['real_edge_width']:.4f}"})
+        else:
+            extra["rin.blockiness"] = f"{r['blockiness']:.4f}"
         if os.path.exists(args.out) and not args.force:
             old = read_metadata(args.out).get("rin.class_accuracy")
             if old is not None and float(old) > acc:

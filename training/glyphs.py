@@ -46,7 +46,10 @@ MIN_COVERAGE = 208
 MAX_PER_FAMILY = 8         # of a family's faces (weights, widths, optical sizes), this many, evenly spaced
 CAP_HEIGHT = 0.40          # the capital H's ink height, as a fraction of the image
 BASELINE = 0.66            # the baseline's row, as a fraction of the image
-FONT_DIRS = ("/usr/share/fonts", "/usr/share/texmf/fonts", "/usr/share/texlive/texmf-dist/fonts")
+# RINSERVE_GLYPH_FONTS (folders, ':'-separated) replaces them: a GPU host has no fonts but the subset that
+# `pack-fonts` makes (the same faces, cut to CHARS, so the same selection and split).
+FONT_DIRS = tuple(filter(None, os.environ.get("RINSERVE_GLYPH_FONTS", "").split(":"))) or (
+    "/usr/share/fonts", "/usr/share/texmf/fonts", "/usr/share/texlive/texmf-dist/fonts")
 DATA_DIR = os.environ.get("RINSERVE_GLYPH_DATA", "data/glyphs")
 # Small caps draw lowercase as capitals; math, symbol and script faces are not text faces.
 EXCLUDE = re.compile(r"(\bSC\b|Caps|Smallcaps|Math|Keyboard|Symbol|Dingbat|Z003|Chorus|Dunhill)", re.I)
@@ -175,11 +178,35 @@ def _render_face(job):
     return out
 
 
-def cache_dir(resolution: int, root: str = DATA_DIR) -> str:
-    return os.path.join(root, f"r{resolution}")
+class Rendered:
+    """A split's (face, class) pairs as a map-style data set that renders each glyph when asked:
+    item -> (uint8 [1, R, R], class id). Each worker process opens the fonts it needs once."""
+
+    def __init__(self, resolution: int, split: str, faces: list[Face] | None = None):
+        faces = find_faces() if faces is None else faces
+        self.resolution = resolution
+        self.paths = [f.path for f in faces]
+        self.items = [(i, c) for i, f in enumerate(faces) if f.split == split for c in f.classes]
+        self.fonts = {}
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        import torch
+        face, c = self.items[index]
+        font = self.fonts.get(face) or self.fonts.setdefault(face, load_font(self.paths[face], self.resolution))
+        img = render(font, CHARS[c], self.resolution)
+        if img is None:                      # a glyph left out of the caches: the next one instead
+            return self[(index + 1) % len(self.items)]
+        return torch.from_numpy(img.copy())[None], c
 
 
-def build(resolution: int, root: str = DATA_DIR, faces: list[Face] | None = None, workers: int = 2,
+def cache_dir(resolution: int, root: str | None = None) -> str:
+    return os.path.join(root or DATA_DIR, f"r{resolution}")
+
+
+def build(resolution: int, root: str | None = None, faces: list[Face] | None = None, workers: int = 2,
           splits=("train", "heldout")) -> dict:
     """Render every face's glyphs at `resolution` into <root>/r<R>/<split>.u8 (raw uint8 [N, R, R], read
     with np.memmap) with <split>.npz (labels, face index) and manifest.json. Returns the manifest."""
@@ -211,7 +238,7 @@ def build(resolution: int, root: str = DATA_DIR, faces: list[Face] | None = None
     return manifest
 
 
-def load(resolution: int, split: str, root: str = DATA_DIR):
+def load(resolution: int, split: str, root: str | None = None):
     """(images uint8 memmap [N, 1, R, R], labels int64 [N], face ids int64 [N]) of a built cache."""
     out = cache_dir(resolution, root)
     raw = os.path.join(out, f"{split}.u8")
@@ -219,11 +246,11 @@ def load(resolution: int, split: str, root: str = DATA_DIR):
         raise FileNotFoundError(f"no glyph cache at {raw}: run python3 -m training.glyphs build --resolution {resolution}")
     meta = np.load(os.path.join(out, f"{split}.npz"))
     n = len(meta["labels"])
-    images = np.memmap(raw, dtype=np.uint8, mode="r", shape=(n, 1, resolution, resolution))
+    images = np.memmap(raw, dtype=np.uint8, mode="c", shape=(n, 1, resolution, resolution))
     return images, meta["labels"].astype(np.int64), meta["faces"].astype(np.int64)
 
 
-def check(resolution: int, root: str = DATA_DIR) -> list[str]:
+def check(resolution: int, root: str | None = None) -> list[str]:
     """What is wrong with a built cache (empty when nothing): sizes, hashes, splits by design cluster,
     placement, and every class present in both splits."""
     problems = []
@@ -255,6 +282,28 @@ def check(resolution: int, root: str = DATA_DIR) -> list[str]:
     return problems
 
 
+def pack_fonts(faces: list[Face], out: str) -> int:
+    """Each face cut to CHARS (names, metrics and hinting kept) into out/, for a host without the packages.
+    Returns the bytes written."""
+    import logging
+    from fontTools import subset
+    logging.getLogger("fontTools").setLevel(logging.ERROR)     # tables it drops (FFTM, TeX, ...) are not outlines
+    os.makedirs(out, exist_ok=True)
+    options = subset.Options()
+    options.name_IDs, options.name_languages, options.notdef_outline = ["*"], ["*"], True
+    options.layout_features = []
+    total = 0
+    for i, face in enumerate(faces):
+        font = subset.load_font(face.path, options)
+        sub = subset.Subsetter(options)
+        sub.populate(unicodes=[ord(c) for c in CHARS])
+        sub.subset(font)
+        dst = os.path.join(out, f"{i:03d}-{os.path.basename(face.path)}")
+        subset.save_font(font, dst, options)
+        total += os.path.getsize(dst)
+    return total
+
+
 def package_of(path: str) -> str:
     try:
         out = subprocess.run(["dpkg", "-S", os.path.realpath(path)], capture_output=True, text=True, check=True).stdout
@@ -268,9 +317,10 @@ def license_of(package: str) -> str:
     try:
         with open(f"/usr/share/doc/{package}/copyright", errors="replace") as f:
             names = {m.group(1).strip() for m in re.finditer(r"^License:\s*(\S.*)$", f.read(), re.M)}
-        return ", ".join(sorted(names)) or "?"
     except OSError:
-        return "?"
+        names = set()
+    names = {n for n in names if re.fullmatch(r"[\w.+-]+( (with|and|or) [\w .+-]+)?", n) and len(n) <= 60}
+    return ", ".join(sorted(names)) or f"see /usr/share/doc/{package}/copyright"
 
 
 def faces_table(faces: list[Face]) -> str:
@@ -290,9 +340,11 @@ def faces_table(faces: list[Face]) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["faces", "build", "check", "classes"])
+    ap.add_argument("command", choices=["faces", "build", "check", "classes", "pack-fonts"])
+    ap.add_argument("--out", help="pack-fonts: the folder for the cut fonts")
+    ap.add_argument("--split", action="append", help="build: only this split (may repeat; default both)")
     ap.add_argument("--resolution", type=int, action="append", help="build/check: may repeat")
-    ap.add_argument("--root", default=DATA_DIR)
+    ap.add_argument("--root", default=None, help=f"the cache folder (default {DATA_DIR}, or $RINSERVE_GLYPH_DATA)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--write", help="faces: write the table (FONTS.md) here")
     args = ap.parse_args(argv)
@@ -304,6 +356,10 @@ def main(argv=None) -> int:
     if not faces:
         print("error: no face covers enough characters: run training/glyph_fonts.sh", file=sys.stderr)
         return 2
+    if args.command == "pack-fonts":
+        total = pack_fonts(faces, args.out)
+        print(f"{len(faces)} faces cut to {len(CHARS)} characters: {total / 1e6:.1f} MB in {args.out}")
+        return 0
     if args.command == "faces":
         table = faces_table(faces)
         if args.write:
@@ -314,7 +370,7 @@ def main(argv=None) -> int:
     status = 0
     for res in args.resolution or [256]:
         if args.command == "build":
-            m = build(res, args.root, faces, args.workers)
+            m = build(res, args.root, faces, args.workers, splits=tuple(args.split or ("train", "heldout")))
             print(json.dumps({"resolution": res, **m["splits"]}))
         else:
             problems = check(res, args.root)

@@ -19,8 +19,9 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
+import torch.nn.functional as F
 
-from .data import DatasetError, load_dataset, to_model_input
+from .data import DatasetError, batch_stream, to_model_input
 from .diffusion import Schedule, loss_weights, sample, training_loss
 from .lamb import Lamb
 from .model import RIN, RINConfig
@@ -52,6 +53,7 @@ class TrainConfig:
     seed: int = 0
     init_from: str = ""                  # a checkpoint whose matching tensors start this model
     bf16: bool = False                   # autocast on CUDA
+    data_workers: int = 0                # > 0: glyphs rendered by this many processes as training runs
 
     def validate(self) -> None:
         self.model.validate()
@@ -168,6 +170,7 @@ def init_from_checkpoint(model: RIN, path: str, input_scale: float) -> list[str]
     distribution for images upsampled from the old resolution; training.carry builds such models."""
     src_state = torch.load(path, map_location="cpu")
     src, src_cfg = src_state["ema"], src_state["config"]
+    src = {k: v.float() if v.is_floating_point() else v for k, v in src.items()}   # a --half slim file too
     dst = model.state_dict()
     p_old = src_cfg["model"]["patch_size"]
     f = model.cfg.patch_size // p_old
@@ -184,6 +187,14 @@ def init_from_checkpoint(model: RIN, path: str, input_scale: float) -> list[str]
             dst[k] = v
         elif k == "patch_embed.weight" and grown:
             dst[k] = v.repeat_interleave(f, -1).repeat_interleave(f, -2) / f
+        elif k in ("out.weight", "out.bias") and model.cfg.head == "overlap" and src_cfg["model"]["head"] == "overlap":
+            # A finer overlap head (head_resolution f times the trunk's): each output unit's 2q x 2q window
+            # of weights enlarged bilinearly to 2fq x 2fq, so it starts as the trunk's prediction enlarged.
+            c, k_old = model.cfg.channels, int(round((v.shape[0] / model.cfg.channels) ** 0.5))
+            k_new = int(round((dst[k].shape[0] / c) ** 0.5))
+            maps = v.reshape(c, k_old, k_old, -1).permute(3, 0, 1, 2)                 # [in, C, k, k]
+            maps = F.interpolate(maps, size=(k_new, k_new), mode="bilinear", align_corners=False)
+            dst[k] = maps.permute(1, 2, 3, 0).reshape(dst[k].shape) * (input_scale / src_cfg["input_scale"])
         elif k in ("out.weight", "out.bias") and grown and src_cfg["prediction"] == "x":
             old = v.reshape(p_old, p_old, -1, *v.shape[1:])          # rows are (py, px, c) of a patch
             new = old.repeat_interleave(f, 0).repeat_interleave(f, 1)
@@ -198,7 +209,8 @@ def init_from_checkpoint(model: RIN, path: str, input_scale: float) -> list[str]
 def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = False) -> dict:
     from tqdm import tqdm
     check_writable(cfg.out_dir)
-    images, labels, class_names = load_dataset(cfg.dataset, "train", cfg.model.resolution, cfg.model.channels)
+    stream, class_names = batch_stream(cfg.dataset, cfg.model.resolution, cfg.model.channels, cfg.batch_size,
+                                       cfg.data_workers)
     if not cfg.model.class_names:
         cfg.model.class_names = class_names
     if len(class_names) != cfg.model.num_classes:
@@ -231,7 +243,7 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
     use_bf16 = cfg.bf16 and device.startswith("cuda")
     # CPU builds of torch 1.13 refuse even a disabled CUDA autocast, so build it only when used.
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
-    gen = torch.Generator().manual_seed(cfg.seed + step)
+    batches = stream(torch.Generator().manual_seed(cfg.seed + step))
     # A terminal gets a live bar; a log file gets a line every 30 s instead of every step.
     bar = tqdm(total=cfg.steps, initial=step, disable=quiet, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30)
@@ -243,9 +255,9 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
         progress = max(step / cfg.steps, elapsed / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0)
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step, progress)
-        idx = torch.randint(len(images), (cfg.batch_size,), generator=gen)
-        x = to_model_input(images[idx].to(device), cfg.model.resolution, cfg.model.channels)
-        y = labels[idx].to(device)
+        x_u8, y = next(batches)
+        x = to_model_input(x_u8.to(device, non_blocking=True), cfg.model.resolution, cfg.model.channels)
+        y = y.to(device)
         with autocast:
             loss = training_loss(model, x, y, schedule, cfg.input_scale, cfg.prediction, cfg.normalize_input,
                                  cfg.self_cond_rate, cfg.model.class_dropout, cfg.loss_weight)

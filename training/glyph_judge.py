@@ -1,0 +1,269 @@
+"""The glyph family's judge: a small CNN trained on the training faces' renders, and the figures of a
+model card measured with it against held-out faces (never trained on, by the judge or the models).
+
+    /usr/bin/python3 -m training.glyph_judge train                  # writes training/judge/glyph-cnn.pth
+    /usr/bin/python3 -m training.glyph_judge folder DIR             # the C# CLI's images in DIR
+    /usr/bin/python3 -m training.glyph_judge resolutions            # held-out accuracy vs the resolution
+                                                                    #   renders are reduced to (input scale b)
+
+Figures (judge_images):
+- class accuracy: the judge names the class the image was generated for, counting JUDGE_GROUPS as one
+  (0/O; 1/I/l/|; Ð/Đ). "Real": the same on held-out renders, one per generated image, same classes.
+- FD: Fréchet distance of the judge's pooled features to held-out reference renders, beside the real
+  floor (the real renders' FD to the same reference).
+- edge width at the served resolution: the mean width, in pixels, of the band between 10 % and 90 %
+  intensity along the glyphs' outlines (pixels in the band / outline length; the outline length is the
+  0.5-level crossings along rows and columns times pi/4), beside held-out renders at that resolution.
+The judge sees every image area-reduced to INPUT px, so one judge serves every resolution.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import glyphs
+from .classifier import frechet_distance
+
+JUDGE_PATH = os.path.join(os.path.dirname(__file__), "judge", "glyph-cnn.pth")
+INPUT = 40              # the judge's input size: cap height 16 px, accents 2-4 px
+SOURCE_RES = 256        # the cache the judge trains on, area-reduced to INPUT
+
+
+class GlyphJudge(nn.Module):
+    def __init__(self, num_classes: int = len(glyphs.CHARS)):
+        super().__init__()
+        def block(i, o):
+            return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
+        self.features = nn.Sequential(*block(1, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2),
+                                      *block(64, 128), nn.MaxPool2d(2), *block(128, 128))       # 40 -> 5 x 5
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(128 * 25, 256), nn.ReLU(),
+                                  nn.Linear(256, num_classes))
+
+    def forward(self, x):           # [B, 1, INPUT, INPUT] in [-1, 1], ink at -1
+        return self.head(self.features(x))
+
+    def pooled(self, x):            # [B, 128]: FD is taken on these
+        return self.features(x).mean((2, 3)).double()
+
+
+def to_judge_input(images01: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] in [0, 1] (paper white) -> [B, 1, INPUT, INPUT] in [-1, 1], area-reduced."""
+    x = images01.float().mean(1, keepdim=True) if images01.shape[1] != 1 else images01.float()
+    if x.shape[-1] != INPUT:
+        x = F.interpolate(x, size=(INPUT, INPUT), mode="area")
+    return x * 2 - 1
+
+
+def reduced(images_u8, chunk: int = 2048) -> torch.Tensor:
+    """A uint8 cache [N, 1, R, R] -> float [N, 1, INPUT, INPUT] judge inputs."""
+    return torch.cat([to_judge_input(torch.from_numpy(np.asarray(images_u8[i:i + chunk])).float() / 255)
+                      for i in range(0, len(images_u8), chunk)])
+
+
+def grouped(labels: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(glyphs.judge_group_of())[labels]
+
+
+@torch.no_grad()
+def predict(judge: GlyphJudge, x: torch.Tensor) -> torch.Tensor:
+    judge.eval()
+    return torch.cat([judge(x[i:i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
+
+
+def accuracy(judge: GlyphJudge, x: torch.Tensor, y: torch.Tensor) -> float:
+    return (grouped(predict(judge, x)) == grouped(y)).float().mean().item()
+
+
+def train_judge(epochs: int = 3, seed: int = 0, threads: int = 0) -> tuple[GlyphJudge, dict]:
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    images, labels, _ = glyphs.load(SOURCE_RES, "train")
+    x, y = reduced(images), torch.from_numpy(labels)
+    himages, hlabels, _ = glyphs.load(SOURCE_RES, "heldout")
+    xh, yh = reduced(himages), torch.from_numpy(hlabels)
+    judge = GlyphJudge()
+    opt = torch.optim.Adam(judge.parameters(), lr=2e-3)
+    batch = 128
+    steps = epochs * (len(x) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    for epoch in range(epochs):
+        judge.train()
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x) - batch + 1, batch):
+            idx = perm[i:i + batch]
+            xb = x[idx]
+            dy, dx = (int(v) for v in torch.randint(-1, 2, (2,)))   # +-1 px: placement rounding
+            xb = torch.roll(xb, (dy, dx), (2, 3))
+            loss = F.cross_entropy(judge(xb), y[idx], label_smoothing=0.05)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        print(f"epoch {epoch + 1}: held-out accuracy {accuracy(judge, xh, yh):.4f}", file=sys.stderr)
+    return judge, dict(heldout_accuracy=accuracy(judge, xh, yh), train_accuracy=accuracy(judge, x[:5000], y[:5000]),
+                       epochs=epochs, input=INPUT, train_images=len(x), heldout_images=len(xh))
+
+
+def load_judge() -> GlyphJudge:
+    if not os.path.exists(JUDGE_PATH):
+        raise FileNotFoundError(f"{JUDGE_PATH} missing: run python3 -m training.glyph_judge train")
+    judge = GlyphJudge()
+    judge.load_state_dict(torch.load(JUDGE_PATH, map_location="cpu")["state"])
+    return judge.eval()
+
+
+def edge_band(images01: torch.Tensor) -> tuple[float, float]:
+    """(pixels between 10 % and 90 % intensity, outline length in pixels) summed over [B, 1, H, W]."""
+    x = images01.double()
+    band = ((x > 0.1) & (x < 0.9)).sum().item()
+    ink = x < 0.5
+    crossings = (ink[..., 1:, :] != ink[..., :-1, :]).sum().item() + (ink[..., :, 1:] != ink[..., :, :-1]).sum().item()
+    return band, crossings * math.pi / 4
+
+
+def edge_width(images01: torch.Tensor, chunk: int = 16) -> float:
+    band = length = 0.0
+    for i in range(0, len(images01), chunk):
+        b, n = edge_band(images01[i:i + chunk])
+        band, length = band + b, length + n
+    return band / max(length, 1e-9)
+
+
+def real_renders(classes: list[int], resolution: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, set]:
+    """One held-out render per entry of classes, rendered at `resolution` (never resized): each class's
+    faces taken in turn from a seeded shuffle. Returns images [N, 1, R, R] in [0, 1], labels, and the
+    (face key, class) pairs used, which the FD reference then leaves out."""
+    faces = [f for f in glyphs.find_faces() if f.split == "heldout"]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(faces))
+    fonts, imgs, labels, used, turn = {}, [], [], set(), {}
+    for c in classes:
+        have = [faces[i] for i in order if c in faces[i].classes]
+        k = turn.get(c, 0)
+        for face in have[k:] + have[:k]:
+            turn[c] = turn.get(c, 0) + 1
+            font = fonts.get(face.path) or fonts.setdefault(face.path, glyphs.load_font(face.path, resolution))
+            img = glyphs.render(font, glyphs.CHARS[c], resolution)
+            if img is not None:
+                imgs.append(torch.from_numpy(img.astype(np.float32) / 255)[None])
+                labels.append(c)
+                used.add((face.key, c))
+                break
+    return torch.stack(imgs), torch.tensor(labels), used
+
+
+def reference_features(judge: GlyphJudge, leave_out: set) -> torch.Tensor:
+    """The judge's features of the held-out cache (SOURCE_RES), less the (face, class) pairs in leave_out."""
+    images, labels, face_ids = glyphs.load(SOURCE_RES, "heldout")
+    faces = glyphs.find_faces()
+    keep = np.array([(faces[f].key, int(c)) not in leave_out for f, c in zip(face_ids, labels)])
+    x = reduced(images)[torch.from_numpy(keep)]
+    with torch.no_grad():
+        return torch.cat([judge.pooled(x[i:i + 1000]) for i in range(0, len(x), 1000)])
+
+
+@torch.no_grad()
+def judge_images(images01: torch.Tensor, labels: torch.Tensor, real: bool = True) -> dict:
+    """The card's figures for generated images [N, 1, R, R] in [0, 1] of the given classes."""
+    judge = load_judge()
+    res = images01.shape[-1]
+    x = to_judge_input(images01)
+    out = dict(resolution=res, samples=len(labels), accuracy=(grouped(predict(judge, x)) == grouped(labels)).float().mean().item(),
+               edge_width=edge_width(images01))
+    real_x, real_y, used = real_renders(labels.tolist(), res)
+    ref = reference_features(judge, used)
+    out["fd"] = frechet_distance(judge.pooled(x), ref)
+    if real:
+        xr = to_judge_input(real_x)
+        out.update(real_accuracy=(grouped(predict(judge, xr)) == grouped(real_y)).float().mean().item(),
+                   real_fd=frechet_distance(judge.pooled(xr), ref), real_edge_width=edge_width(real_x))
+    return out
+
+
+@torch.no_grad()
+def judge_model(model, cfg: dict, per_class: int = 1, steps: int = 50, batch: int = 64, guidance: float = 0.0,
+                real: bool = True, keep_per_class: int = 0, schedule: str = "cosine", classes=None) -> dict:
+    """judge_images on the PyTorch sampler's images at the default request (DDIM, cosine, 50 steps,
+    the given guidance, seeds fixed): per_class images of each class (or of `classes`)."""
+    from .diffusion import Schedule, sample
+    ids = torch.arange(model.cfg.num_classes) if classes is None else torch.as_tensor(classes)
+    wanted = ids.repeat_interleave(per_class)
+    gen = torch.Generator().manual_seed(2024)
+    imgs = []
+    for i in range(0, len(wanted), batch):
+        imgs.append(sample(model, wanted[i:i + batch], steps=steps, schedule=Schedule(schedule),
+                           input_scale=cfg["input_scale"], prediction=cfg["prediction"],
+                           normalize_input=cfg["normalize_input"], generator=gen, guidance=guidance,
+                           null_class=model.cfg.null_class).cpu())
+    images = torch.cat(imgs)
+    out = dict(judge_images(images, wanted, real=real), guidance=guidance, schedule=schedule)
+    if keep_per_class:
+        out["images"] = images[(torch.arange(len(wanted)) % per_class) < keep_per_class]
+    return out
+
+
+def judge_folder(folder: str) -> dict:
+    """judge_images on the C# CLI's <name>-c<class>-<i>.png files."""
+    from .sheet import load_cells
+    cells = load_cells(folder)
+    keys = sorted(cells)
+    labels = torch.tensor([c for c, _ in keys])
+    images = torch.stack([torch.from_numpy(cells[k].astype(np.float32) / 255)[None] for k in keys])
+    return judge_images(images, labels)
+
+
+def resolution_sweep(sizes=(16, 24, 32, 48, 64, 128)) -> list[dict]:
+    """Held-out renders at SOURCE_RES, area-reduced to r px and bilinearly enlarged back, judged: the
+    smallest r at which the class survives is the data's effective resolution (input scale b = r / R)."""
+    judge = load_judge()
+    images, labels, _ = glyphs.load(SOURCE_RES, "heldout")
+    pick = torch.arange(0, len(images), 4)
+    x = torch.from_numpy(np.asarray(images[pick.numpy()])).float() / 255
+    y = torch.from_numpy(labels)[pick]
+    rows = []
+    for r in sizes + (SOURCE_RES,):
+        small = F.interpolate(x, size=(r, r), mode="area")
+        back = F.interpolate(small, size=(SOURCE_RES, SOURCE_RES), mode="bilinear", align_corners=False)
+        rows.append(dict(resolution=r, accuracy=accuracy(judge, to_judge_input(back), y), images=len(y)))
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["train", "folder", "resolutions"])
+    ap.add_argument("folder", nargs="?")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.command == "folder":
+        r = judge_folder(args.folder)
+        print(f"{r['samples']} images at {r['resolution']} px: class accuracy {r['accuracy']:.4f} (real {r['real_accuracy']:.4f}), "
+              f"FD {r['fd']:.2f} (real {r['real_fd']:.2f}, ratio {r['fd'] / r['real_fd']:.2f}), "
+              f"edge width {r['edge_width']:.2f} px (real {r['real_edge_width']:.2f}, ratio {r['edge_width'] / r['real_edge_width']:.2f})")
+        import json
+        print(json.dumps(r))
+        return 0
+    if args.command == "resolutions":
+        for row in resolution_sweep():
+            print(f"reduced to {row['resolution']:4d} px: held-out accuracy {row['accuracy']:.4f} ({row['images']} renders)")
+        return 0
+    start = time.time()
+    judge, info = train_judge(args.epochs, threads=args.threads)
+    os.makedirs(os.path.dirname(JUDGE_PATH), exist_ok=True)
+    torch.save({"state": judge.state_dict(), **info}, JUDGE_PATH)
+    print(f"glyph judge: held-out accuracy {info['heldout_accuracy']:.4f}, train {info['train_accuracy']:.4f} "
+          f"({(time.time() - start) / 60:.1f} min) -> {JUDGE_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

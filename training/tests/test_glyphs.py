@@ -1,0 +1,96 @@
+"""The glyph data set (training.glyphs) and its judge's edge-width measure, on real fonts: the test
+command installs fonts-dejavu-core, whose three families cover every character of the class list."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from training import glyphs
+
+
+def dejavu_faces(n=3):
+    faces = [f for f in glyphs.find_faces() if f.family in ("DejaVu Sans", "DejaVu Serif", "DejaVu Sans Mono")]
+    if len(faces) < n:
+        pytest.fail("fonts-dejavu-core is missing (./test.sh installs it)")
+    return faces[:n]
+
+
+def test_the_class_list_has_284_characters_named_by_character_and_code_point():
+    assert len(glyphs.CHARS) == len(set(glyphs.CHARS)) == 284
+    assert glyphs.CLASS_NAMES[0] == "! (U+0021)"
+    assert glyphs.CLASS_NAMES[207] == "\u0133 (U+0133)"                 # the mission's class=207: ĳ
+    assert glyphs.CLASS_NAMES[glyphs.CHARS.index("\u00CF")] == "\u00CF (U+00CF)"
+    assert all(re.fullmatch(r". \(U\+[0-9A-F]{4}\)", n) for n in glyphs.CLASS_NAMES)
+    assert " " not in glyphs.CHARS and "\u00D7" not in glyphs.CHARS and "\u00F7" not in glyphs.CHARS
+    group = glyphs.judge_group_of()
+    assert group[glyphs.CHARS.index("0")] == group[glyphs.CHARS.index("O")]
+    assert group[glyphs.CHARS.index("l")] == group[glyphs.CHARS.index("1")] == group[glyphs.CHARS.index("|")]
+    assert group[glyphs.CHARS.index("o")] != group[glyphs.CHARS.index("O")]
+    assert sum(g != i for i, g in enumerate(group)) == 5                  # O, I, l, |, Đ join a group
+
+
+def test_design_clusters_keep_clones_of_one_design_on_one_side_of_the_split():
+    assert glyphs.cluster_of("TeX Gyre Termes") == glyphs.cluster_of("Liberation Serif") == "Times"
+    assert glyphs.cluster_of("Latin Modern Roman") == glyphs.cluster_of("CMU Serif") == "Computer Modern"
+    assert glyphs.cluster_of("PT Sans Caption") == glyphs.cluster_of("PT Serif") == "PT"
+    assert "Palatino" in glyphs.HELDOUT_CLUSTERS and "Times" not in glyphs.HELDOUT_CLUSTERS
+
+
+def test_placement_is_deterministic_and_rendered_natively_at_each_resolution():
+    face = dejavu_faces(1)[0]
+    for res in (64, 256):
+        font = glyphs.load_font(face.path, res)
+        h = glyphs.render(font, "H", res)
+        rows = np.nonzero((h < 128).any(1))[0]
+        assert abs((rows[-1] + 1 - rows[0]) - glyphs.CAP_HEIGHT * res) <= 2           # cap height
+        assert abs(rows[-1] + 1 - round(glyphs.BASELINE * res)) <= 1                 # sits on the baseline
+        cols = np.nonzero((h < 128).any(0))[0]
+        assert abs((cols[0] + cols[-1] + 1) / 2 - res / 2) <= 1                      # centred
+        assert np.array_equal(h, glyphs.render(glyphs.load_font(face.path, res), "H", res))
+    # o is shorter than O: the size comes from the face, not from each glyph's own box.
+    font = glyphs.load_font(face.path, 128)
+    ink_rows = lambda ch: int((glyphs.render(font, ch, 128) < 128).any(1).sum())
+    assert ink_rows("o") < 0.85 * ink_rows("O")
+
+
+def test_build_caches_each_split_and_check_finds_a_damaged_cache(tmp_path):
+    faces = dejavu_faces(3)
+    for i, f in enumerate(faces):                     # a stand-in split: two clusters, one held out
+        f.cluster, f.split = ("A", "train") if i < 2 else ("B", "heldout")
+    m = glyphs.build(32, str(tmp_path), faces, workers=1)
+    again = glyphs.build(32, str(tmp_path / "again"), faces, workers=1)
+    assert m["splits"]["train"]["sha256"] == again["splits"]["train"]["sha256"]      # deterministic
+    assert m["splits"]["train"]["faces"] == 2 and m["splits"]["heldout"]["faces"] == 1
+    images, labels, face_ids = glyphs.load(32, "train", str(tmp_path))
+    assert images.shape[1:] == (1, 32, 32) and len(images) == m["splits"]["train"]["images"] == len(labels)
+    assert set(labels.tolist()) == set(range(284)) and set(face_ids.tolist()) == {0, 1}
+    assert glyphs.check(32, str(tmp_path)) == []
+    raw = tmp_path / "r32" / "heldout.u8"
+    data = bytearray(raw.read_bytes())
+    data[100] ^= 0xFF
+    raw.write_bytes(bytes(data))
+    assert any("sha256" in p for p in glyphs.check(32, str(tmp_path)))
+
+
+def test_the_training_loader_reads_a_cache_at_the_models_resolution(tmp_path, monkeypatch):
+    from training.data import DatasetError, load_dataset
+    glyphs.build(32, str(tmp_path), dejavu_faces(1), workers=1, splits=("train",))
+    monkeypatch.setattr(glyphs, "DATA_DIR", str(tmp_path))
+    images, labels, names = load_dataset("glyphs", "train", 32, 1)
+    assert images.dtype == torch.uint8 and images.shape[1:] == (1, 32, 32) and names[207] == "\u0133 (U+0133)"
+    with pytest.raises(DatasetError, match="glyphs build --resolution 48"):
+        load_dataset("glyphs", "train", 48, 1)
+
+
+def test_edge_width_tells_a_native_render_from_an_enlarged_one():
+    from training.glyph_judge import edge_width
+    face = dejavu_faces(1)[0]
+    native = torch.from_numpy(glyphs.render(glyphs.load_font(face.path, 512), "O", 512).astype(np.float32) / 255)
+    small = torch.from_numpy(glyphs.render(glyphs.load_font(face.path, 128), "O", 128).astype(np.float32) / 255)
+    enlarged = F.interpolate(small[None, None], size=(512, 512), mode="bilinear", align_corners=False)[0]
+    sharp, blurred = edge_width(native[None, None]), edge_width(enlarged[None])
+    assert sharp < 1.0 and blurred > 2.0, (sharp, blurred)
