@@ -88,6 +88,30 @@ public sealed record ModelSpec(
         return classId >= 0 ? ClassLookup.Found : ClassLookup.Unknown;
     }
 
+    /// <summary>Models with at most this many classes have them all named in errors; larger ones, an example.</summary>
+    public const int MaxListedClasses = 12;
+
+    /// <summary>
+    /// What <see cref="FindClass"/> accepts, in a few words whatever the number of classes (errors of the API and the CLI):
+    /// every name up to <see cref="MaxListedClasses"/> classes, else the id range and one name, with its character and code
+    /// point when the classes are named so.
+    /// </summary>
+    public string DescribeClasses()
+    {
+        var ids = $"an id from 0 to {NumClasses - 1}";
+        if (NumClasses <= MaxListedClasses)
+        {
+            return $"{ids} or a name: {string.Join(", ", ClassNames)}";
+        }
+        var characterNamed = ClassNames.Where(n => CodePointName.TrySplit(n, out _, out _)).ToArray();
+        if (characterNamed.Length == 0)
+        {
+            return $"{ids} or a class name such as '{UserText.Shorten(ClassNames[0])}'";
+        }
+        var example = characterNamed.FirstOrDefault(n => char.IsLetter(n[0])) ?? characterNamed[0];
+        return $"{ids}, a class name such as '{UserText.Shorten(example)}', its character, or U+XXXX";
+    }
+
     private int IndexOf(Func<string, bool> match)
     {
         for (var i = 0; i < ClassNames.Count; i++)
