@@ -124,6 +124,7 @@ public sealed class ShippedModelsTests(ShippedModelsService service) : IClassFix
     [InlineData("class=zz&res=768", "class")]
     [InlineData("class=284&res=768", "class")]
     [InlineData("class=Sneaker&res=768", "class")]
+    [InlineData("class=U+0133&res=768", "class")] // '+' in a query is a space: "U 0133"; U%2B0133 is the code point
     public async Task A_bad_class_on_a_glyph_model_is_a_short_problem_naming_the_id_range(string query, string parameter)
     {
         var response = await _client.PostAsync("/generate?" + query, null);
