@@ -19,7 +19,7 @@ internal sealed record CliArguments(
     int Threads)
 {
     public const string Usage = """
-        usage: rinserve --model FILE.onnx --class ID|NAME|all --out FILE.png [options]
+        usage: rinserve --model FILE.onnx --class ID|NAME|CHARACTER|U+XXXX|all --out FILE.png [options]
           --steps N          sampling steps (default 50)
           --seed S           seed, 0..9223372036854775807 (default 0); image i uses S+i
           --sampler NAME     ddim | ddpm | ddpm-small (default ddim)
@@ -142,7 +142,7 @@ internal sealed record CliArguments(
         return true;
     }
 
-    /// <summary>Class ids asked for: a number, a class name of the model, or all of them.</summary>
+    /// <summary>Class ids asked for: a number, a class of the model by name, character or code point, or all of them.</summary>
     public bool TryResolveClasses(ModelSpec spec, out int[] classes, out string? error)
     {
         error = null;
@@ -159,8 +159,7 @@ internal sealed record CliArguments(
         }
 
         classes = [];
-        var names = string.Join(", ", spec.ClassNames.Select((n, i) => $"{i}={n}"));
-        error = $"--class '{Class}' is not a class of model '{spec.Name}' (classes: {names}, or all)";
+        error = $"--class '{UserText.Shorten(Class)}' is not a class of model '{spec.Name}': {spec.DescribeClasses()}, or all";
         return false;
     }
 }

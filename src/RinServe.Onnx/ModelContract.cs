@@ -20,6 +20,7 @@ internal static class ModelContract
     public const string ClassNames = "rin.class_names";
     public const string NullClass = "rin.null_class";
     public const string DefaultGuidance = "rin.default_guidance";
+    public const string Family = "rin.family";
     public const string PredictionKey = "rin.prediction";
     public const string InputScale = "rin.input_scale";
     public const string NormalizeInput = "rin.normalize_input";
@@ -120,9 +121,19 @@ internal static class ModelContract
             throw new ModelContractException(path, Latents, $"'{metadata[Latents]}' is not 'L,D' with positive integers");
         }
 
+        string? family = null;
+        if (metadata.TryGetValue(Family, out var familyText))
+        {
+            family = familyText.Trim();
+            if (family.Length == 0)
+            {
+                throw new ModelContractException(path, Family, "is empty; leave the key out to take the name up to its first '-'");
+            }
+        }
+
         var spec = new ModelSpec(
             metadata[Name].Trim(), resolution, channels, numClasses, classNames, nullClass, prediction, inputScale, normalize, latentCount, latentDim,
-            defaultGuidance);
+            defaultGuidance, family);
         return (spec, trained);
     }
 

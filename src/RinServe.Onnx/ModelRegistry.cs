@@ -4,10 +4,15 @@ using RinServe.Diffusion;
 
 namespace RinServe.Onnx;
 
-/// <summary>The loaded models of a folder, found by resolution (and name when several share one).</summary>
+/// <summary>
+/// The loaded models of a folder, found by resolution, and by model or family name or the default family when several
+/// share one (<see cref="TryResolve(int?, string?, out LoadedModel?, out string?, out string?)"/>).
+/// </summary>
 public sealed class ModelRegistry : IDisposable
 {
-    public ModelRegistry(IReadOnlyList<LoadedModel> models)
+    /// <param name="models">The models; their names must differ.</param>
+    /// <param name="defaultFamily">The family whose model a request that names only a shared resolution gets; null: none.</param>
+    public ModelRegistry(IReadOnlyList<LoadedModel> models, string? defaultFamily = null)
     {
         ArgumentNullException.ThrowIfNull(models);
         var duplicate = models.GroupBy(m => m.Spec.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
@@ -17,17 +22,22 @@ public sealed class ModelRegistry : IDisposable
         }
 
         Models = models.OrderBy(m => m.Spec.Resolution).ThenBy(m => m.Spec.Name, StringComparer.Ordinal).ToArray();
+        DefaultFamily = defaultFamily;
     }
 
     public IReadOnlyList<LoadedModel> Models { get; }
+
+    /// <summary>The family (<see cref="ModelSpec.Family"/>) that a request naming only a shared resolution gets; null: none.</summary>
+    public string? DefaultFamily { get; }
 
     public IReadOnlyList<int> Resolutions => Models.Select(m => m.Spec.Resolution).Distinct().ToArray();
 
     /// <summary>
     /// Loads every <c>*.onnx</c> in <paramref name="folder"/>. A file that breaks the contract (or repeats a
-    /// <c>rin.name</c>) is logged as an error and skipped; a folder with no valid model throws.
+    /// <c>rin.name</c>) is logged as an error and skipped; a folder with no valid model throws. A
+    /// <paramref name="defaultFamily"/> that no loaded model belongs to is logged as a warning.
     /// </summary>
-    public static ModelRegistry LoadFolder(string folder, OnnxModelOptions options, ILoggerFactory loggerFactory)
+    public static ModelRegistry LoadFolder(string folder, OnnxModelOptions options, ILoggerFactory loggerFactory, string? defaultFamily = null)
     {
         ArgumentNullException.ThrowIfNull(loggerFactory);
         var logger = loggerFactory.CreateLogger<ModelRegistry>();
@@ -67,9 +77,16 @@ public sealed class ModelRegistry : IDisposable
             }
 
             logger.LogInformation(
-                "Model registry: {Count} model(s), resolutions {Resolutions}",
-                loaded.Count, string.Join(", ", loaded.Select(m => m.Spec.Resolution).Distinct().Order()));
-            return new ModelRegistry(loaded);
+                "Model registry: {Count} model(s), resolutions {Resolutions}, default family {DefaultFamily}",
+                loaded.Count, string.Join(", ", loaded.Select(m => m.Spec.Resolution).Distinct().Order()), defaultFamily ?? "none");
+            if (defaultFamily is not null && !loaded.Any(m => m.Spec.Family == defaultFamily))
+            {
+                logger.LogWarning(
+                    "No loaded model is of the default family '{DefaultFamily}' (families: {Families}): a request that names only a resolution "
+                    + "several models share must name one with model",
+                    defaultFamily, string.Join(", ", loaded.Select(m => m.Spec.Family).Distinct().Order(StringComparer.Ordinal)));
+            }
+            return new ModelRegistry(loaded, defaultFamily);
         }
         catch
         {
@@ -83,8 +100,9 @@ public sealed class ModelRegistry : IDisposable
     }
 
     /// <summary>
-    /// Finds the model for <paramref name="resolution"/> (omitted: the only loaded resolution) and
-    /// <paramref name="name"/> (omitted: the only model at that resolution). The error lists what is available.
+    /// Finds the model for <paramref name="resolution"/> (omitted: the only loaded resolution, or the only one of the named
+    /// model or family) and <paramref name="name"/>, a model name or a family name (omitted: the only model at that
+    /// resolution, else the one of <see cref="DefaultFamily"/>). The error lists what is available.
     /// </summary>
     public bool TryResolve(int? resolution, string? name, out LoadedModel? model, out string? error) =>
         TryResolve(resolution, name, out model, out error, out _);
@@ -97,15 +115,30 @@ public sealed class ModelRegistry : IDisposable
     {
         model = null;
         (error, parameter) = (null, null);
-        var resolutions = string.Join(", ", Resolutions.Select(r => r.ToString(CultureInfo.InvariantCulture)));
         var atResolution = Models.Where(m => resolution is null || m.Spec.Resolution == resolution).ToArray();
         if (atResolution.Length == 0)
         {
-            (error, parameter) = ($"no model for res={resolution}; loaded resolutions: {resolutions}", "res");
+            (error, parameter) = ($"no model for res={resolution}; loaded resolutions: {ResolutionList}", "res");
             return false;
         }
 
-        var matches = name is null ? atResolution : atResolution.Where(m => string.Equals(m.Spec.Name, name, StringComparison.Ordinal)).ToArray();
+        var matches = atResolution;
+        if (name is not null)
+        {
+            // A model name first, then a family name.
+            matches = atResolution.Where(m => string.Equals(m.Spec.Name, name, StringComparison.Ordinal)).ToArray();
+            if (matches.Length == 0)
+            {
+                matches = atResolution.Where(m => string.Equals(m.Spec.Family, name, StringComparison.Ordinal)).ToArray();
+            }
+        }
+        else if (matches.Length > 1 && matches.All(m => m.Spec.Resolution == matches[0].Spec.Resolution))
+        {
+            // Several models share the resolution: the default family's, when it has exactly one there.
+            var ofDefault = matches.Where(m => m.Spec.Family == DefaultFamily).ToArray();
+            matches = ofDefault.Length == 1 ? ofDefault : matches;
+        }
+
         if (matches.Length == 1)
         {
             model = matches[0];
@@ -114,17 +147,30 @@ public sealed class ModelRegistry : IDisposable
 
         (error, parameter) = matches switch
         {
-            [] => ($"no model named '{UserText.Shorten(name!)}'{(resolution is null ? string.Empty : $" at res={resolution}")}; loaded models: {List(atResolution)}", "model"),
-            _ when matches.Select(m => m.Spec.Resolution).Distinct().Count() > 1 =>
-                ($"res is required when several resolutions are loaded; loaded resolutions: {resolutions}", "res"),
+            [] => ($"no model or family named '{UserText.Shorten(name!)}'{(resolution is null ? string.Empty : $" at res={resolution}")}; "
+                + $"loaded models: {List(atResolution)}; families: {string.Join(", ", atResolution.Select(m => m.Spec.Family).Distinct())}", "model"),
+            _ when matches.Select(m => m.Spec.Resolution).Distinct().Count() > 1 => (name is null
+                ? $"res is required when several resolutions are loaded; loaded resolutions: {ResolutionList}"
+                : $"res is required: family '{name}' has several resolutions: {string.Join(", ", matches.Select(m => m.Spec.Resolution))}", "res"),
             _ => ($"several models share res={matches[0].Spec.Resolution}; name one with model: {List(matches)}", "model"),
         };
         return false;
     }
 
+    /// <summary>
+    /// Whether <paramref name="model"/> is what a request naming only its resolution gets: the only model there, or the
+    /// default family's. GET /models shows it.
+    /// </summary>
+    public bool IsDefaultAt(LoadedModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return TryResolve(model.Spec.Resolution, null, out var chosen, out _) && ReferenceEquals(chosen, model);
+    }
+
+    private string ResolutionList => string.Join(", ", Resolutions.Select(r => r.ToString(CultureInfo.InvariantCulture)));
+
     private static string List(IEnumerable<LoadedModel> models) =>
         string.Join(", ", models.Select(m => $"{m.Spec.Name} (res={m.Spec.Resolution})"));
-
 
     public void Dispose()
     {

@@ -82,7 +82,30 @@ public sealed class CliTests
         Assert.True(Parse("all").TryResolveClasses(spec, out classes, out _));
         Assert.Equal([0, 1, 2], classes);
         Assert.False(Parse("3").TryResolveClasses(spec, out _, out var error));
-        Assert.Contains("0=T-shirt, 1=Trouser, 2=Bag", error);
+        Assert.Equal("--class '3' is not a class of model 'm': an id from 0 to 2 or a name: T-shirt, Trouser, Bag, or all", error);
+    }
+
+    [Fact]
+    public void Class_of_a_glyph_model_is_also_a_character_or_code_point_and_errors_stay_short()
+    {
+        string[] names = [.. Enumerable.Range(0x21, 0x7E - 0x21 + 1).Concat(Enumerable.Range(0x100, 0x80)).Select(c => $"{(char)c} (U+{c:X4})")];
+        var spec = new ModelSpec("glyph-8", 8, 1, names.Length, names, null, Prediction.Eps, 1f, true, 2, 2);
+        int[] Resolve(string cls)
+        {
+            Assert.True(CliArguments.TryParse(["--model", "m.onnx", "--class", cls, "--out", "a.png"], out var parsed, out _));
+            Assert.True(parsed!.TryResolveClasses(spec, out var classes, out var error), error);
+            return classes;
+        }
+
+        Assert.Equal([32], Resolve("A"));
+        Assert.Equal([64], Resolve("a"));
+        Assert.Equal([94 + 0x33], Resolve("U+0133"));
+        Assert.Equal([1], Resolve("1"));
+        Assert.True(CliArguments.TryParse(["--model", "m.onnx", "--class", "nope", "--out", "a.png"], out var bad, out _));
+        Assert.False(bad!.TryResolveClasses(spec, out _, out var message));
+        Assert.Equal(
+            $"--class 'nope' is not a class of model 'glyph-8': an id from 0 to {names.Length - 1}, a class name such as 'A (U+0041)', its character, or U+XXXX, or all",
+            message);
     }
 
     [Fact]

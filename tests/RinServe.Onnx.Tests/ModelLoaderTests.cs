@@ -165,6 +165,24 @@ public sealed class ModelLoaderTests : IDisposable
         Assert.Contains("rin.null_class", error.Message);
     }
 
+    [Fact]
+    public void Family_is_rin_family_when_present_else_the_name_up_to_its_first_dash()
+    {
+        using (var derived = ModelLoader.Load(WriteToy("derived.onnx"), Cpu, _log))
+        {
+            Assert.Equal(("toy-8", "toy"), (derived.Spec.Name, derived.Spec.Family));
+        }
+        using var named = ModelLoader.Load(WriteToy("named.onnx", m => m["rin.family"] = " letters "), Cpu, _log);
+        Assert.Equal("letters", named.Spec.Family);
+        Assert.Equal("plain", new ModelSpec("plain", 8, 1, 1, ["a"], null, Prediction.Eps, 1f, true, 1, 1).Family);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("  ")]
+    public void Empty_family_is_refused_naming_the_key(string value) =>
+        Assert.Equal("rin.family", Refused(WriteToy(edit: m => m["rin.family"] = value)).Key);
+
     [Theory]
     [InlineData("rin.contract", "2")]
     [InlineData("rin.resolution", "eight")]

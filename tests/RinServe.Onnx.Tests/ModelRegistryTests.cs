@@ -12,12 +12,16 @@ public sealed class ModelRegistryTests : IDisposable
 
     public void Dispose() => _folder.Dispose();
 
-    private void WriteModel(string file, int resolution, string? name = null)
+    private void WriteModel(string file, int resolution, string? name = null, string? family = null)
     {
         var metadata = ToyMetadata(resolution);
         if (name is not null)
         {
             metadata["rin.name"] = name;
+        }
+        if (family is not null)
+        {
+            metadata["rin.family"] = family;
         }
 
         _folder.Write(file, Toy(metadata, resolution: resolution));
@@ -79,7 +83,7 @@ public sealed class ModelRegistryTests : IDisposable
         Assert.Equal(8, model!.Spec.Resolution);
 
         Assert.False(registry.TryResolve(8, "toy-16", out _, out error));
-        Assert.Contains("no model named 'toy-16' at res=8; loaded models: toy-8 (res=8)", error);
+        Assert.Equal("no model or family named 'toy-16' at res=8; loaded models: toy-8 (res=8); families: toy", error);
     }
 
     [Fact]
@@ -101,6 +105,103 @@ public sealed class ModelRegistryTests : IDisposable
         Assert.Contains("first (res=8), second (res=8)", error);
         Assert.True(registry.TryResolve(8, "second", out var model, out _));
         Assert.Equal("second", model!.Spec.Name);
+    }
+
+    /// <summary>Two families share res 8; only fmnist has res 16; glyph is the default family.</summary>
+    private ModelRegistry TwoFamilies(string? defaultFamily = "glyph")
+    {
+        WriteModel("fmnist-8.onnx", 8, "fmnist-8");
+        WriteModel("fmnist-16.onnx", 16, "fmnist-16");
+        WriteModel("glyph-8.onnx", 8, "glyph-8");
+        return ModelRegistry.LoadFolder(_folder.Path, Cpu, _log, defaultFamily);
+    }
+
+    private static string Resolved(ModelRegistry registry, int? resolution, string? name)
+    {
+        Assert.True(registry.TryResolve(resolution, name, out var model, out var error), error);
+        return model!.Spec.Name;
+    }
+
+    [Fact]
+    public void Shared_resolution_without_a_model_is_the_default_familys()
+    {
+        using var registry = TwoFamilies();
+        Assert.Equal("glyph", registry.DefaultFamily);
+        Assert.Equal(["fmnist", "glyph", "fmnist"], registry.Models.Select(m => m.Spec.Family));
+        Assert.Equal("glyph-8", Resolved(registry, 8, null));
+        Assert.Equal("fmnist-8", Resolved(registry, 8, "fmnist-8"));
+        Assert.Equal("glyph-8", Resolved(registry, 8, "glyph-8"));
+    }
+
+    [Fact]
+    public void Model_may_name_a_family_with_res()
+    {
+        using var registry = TwoFamilies();
+        Assert.Equal("fmnist-8", Resolved(registry, 8, "fmnist"));
+        Assert.Equal("fmnist-16", Resolved(registry, 16, "fmnist"));
+        Assert.Equal("glyph-8", Resolved(registry, 8, "glyph"));
+        // A family with one resolution needs no res; one with several does, and says which it has.
+        Assert.Equal("glyph-8", Resolved(registry, null, "glyph"));
+        Assert.False(registry.TryResolve(null, "fmnist", out _, out var error, out var parameter));
+        Assert.Equal(("res", "res is required: family 'fmnist' has several resolutions: 8, 16"), (parameter, error));
+        Assert.False(registry.TryResolve(16, "glyph", out _, out error, out parameter));
+        Assert.Equal(("model", "no model or family named 'glyph' at res=16; loaded models: fmnist-16 (res=16); families: fmnist"), (parameter, error));
+    }
+
+    [Fact]
+    public void Resolution_the_default_family_lacks_is_the_only_model_there()
+    {
+        using var registry = TwoFamilies();
+        Assert.Equal("fmnist-16", Resolved(registry, 16, null));
+        // What GET /models marks as the default at each resolution.
+        Assert.Equal(["glyph-8", "fmnist-16"], registry.Models.Where(registry.IsDefaultAt).Select(m => m.Spec.Name));
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("other")]
+    public void Shared_resolution_without_a_default_family_there_needs_a_model(string? defaultFamily)
+    {
+        using var registry = TwoFamilies(defaultFamily);
+        Assert.False(registry.TryResolve(8, null, out var model, out var error, out var parameter));
+        Assert.Null(model);
+        Assert.Equal(("model", "several models share res=8; name one with model: fmnist-8 (res=8), glyph-8 (res=8)"), (parameter, error));
+        Assert.DoesNotContain(registry.Models, m => m.Spec.Resolution == 8 && registry.IsDefaultAt(m));
+        Assert.Equal("fmnist-16", Resolved(registry, 16, null));
+    }
+
+    [Fact]
+    public void A_default_family_with_no_loaded_model_is_a_warning()
+    {
+        using var registry = TwoFamilies("other");
+        Assert.Contains(_log.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains("default family 'other'") && e.Message.Contains("fmnist, glyph"));
+        _log.Entries.Clear();
+        using var fine = ModelRegistry.LoadFolder(_folder.Path, Cpu, _log, "glyph");
+        Assert.DoesNotContain(_log.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains("default family"));
+    }
+
+    [Fact]
+    public void Family_comes_from_rin_family_over_the_name()
+    {
+        WriteModel("fmnist-8.onnx", 8, "fmnist-8");
+        WriteModel("letters.onnx", 8, "letters-v2-8", family: "glyph");
+        using var registry = ModelRegistry.LoadFolder(_folder.Path, Cpu, _log, "glyph");
+        Assert.Equal("letters-v2-8", Resolved(registry, 8, null));
+        Assert.Equal("letters-v2-8", Resolved(registry, 8, "glyph"));
+        Assert.False(registry.TryResolve(8, "letters", out _, out _));
+    }
+
+    [Fact]
+    public void Two_default_family_models_at_one_resolution_need_a_model()
+    {
+        WriteModel("glyph-a.onnx", 8, "glyph-a");
+        WriteModel("glyph-b.onnx", 8, "glyph-b");
+        using var registry = ModelRegistry.LoadFolder(_folder.Path, Cpu, _log, "glyph");
+        Assert.False(registry.TryResolve(8, null, out _, out var error));
+        Assert.Contains("several models share res=8", error);
+        Assert.False(registry.TryResolve(8, "glyph", out _, out error));
+        Assert.Contains("glyph-a (res=8), glyph-b (res=8)", error);
+        Assert.Equal("glyph-b", Resolved(registry, 8, "glyph-b"));
     }
 
     [Fact]

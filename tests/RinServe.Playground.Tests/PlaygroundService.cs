@@ -6,17 +6,20 @@ using System.Net.Sockets;
 namespace RinServe.Playground.Tests;
 
 /// <summary>
-/// The built service as a real process on a loopback port, serving only the shipped 64 px model
-/// (copied to a folder of its own), so a browser can load the page from it.
+/// The built service as a real process on a loopback port, serving only the shipped models it is given
+/// (copied to a folder of their own), so a browser can load the page from it.
 /// </summary>
 public sealed class PlaygroundService : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _lines = new();
 
-    private PlaygroundService(Process process, int port)
+    private readonly string _models;
+
+    private PlaygroundService(Process process, int port, string models)
     {
         _process = process;
+        _models = models;
         Url = $"http://127.0.0.1:{port}";
     }
 
@@ -39,10 +42,13 @@ public sealed class PlaygroundService : IAsyncDisposable
         }
     }
 
-    public static async Task<PlaygroundService> StartAsync(string model, IReadOnlyDictionary<string, string> environment)
+    public static async Task<PlaygroundService> StartAsync(IReadOnlyList<string> files, IReadOnlyDictionary<string, string> environment)
     {
         var models = Directory.CreateTempSubdirectory("rinserve-playground-models-").FullName;
-        File.Copy(Path.Combine(RepoRoot, "models", model), Path.Combine(models, model));
+        foreach (var file in files)
+        {
+            File.Copy(Path.Combine(RepoRoot, "models", file), Path.Combine(models, file));
+        }
         var port = FreePort();
         var info = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
@@ -60,7 +66,7 @@ public sealed class PlaygroundService : IAsyncDisposable
             info.Environment[key] = value;
         }
         var process = Process.Start(info) ?? throw new InvalidOperationException("the service did not start");
-        var service = new PlaygroundService(process, port);
+        var service = new PlaygroundService(process, port, models);
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) { service._lines.Enqueue(e.Data); } };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { service._lines.Enqueue(e.Data); } };
         process.BeginOutputReadLine();
@@ -120,5 +126,6 @@ public sealed class PlaygroundService : IAsyncDisposable
             await _process.WaitForExitAsync();
         }
         _process.Dispose();
+        Directory.Delete(_models, recursive: true);
     }
 }

@@ -261,6 +261,8 @@ public abstract class ApiContract(RinServeFactory factory)
         Assert.Equal("CPU", tiny.GetProperty("executionProvider").GetString());
         Assert.True(tiny.GetProperty("supportsGuidance").GetBoolean());
         Assert.Equal(0f, tiny.GetProperty("defaultGuidance").GetSingle());
+        // The only model at its resolution is what a request naming only that res gets, whatever the default family.
+        Assert.Equal(("tiny", true), (tiny.GetProperty("family").GetString(), tiny.GetProperty("isDefault").GetBoolean()));
 
         Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/healthz/live")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/healthz/ready")).StatusCode);
@@ -273,7 +275,7 @@ public abstract class ApiContract(RinServeFactory factory)
         }
 
         var swagger = await Client.GetStringAsync("/swagger/v1/swagger.json");
-        foreach (var text in new[] { "image/png", "image/jpeg", "image/webp", "text/event-stream", "\"preview\"", "\"413\"", "\"429\"", "\"503\"", "\"409\"", "application/problem+json", "Sneaker" })
+        foreach (var text in new[] { "image/png", "image/jpeg", "image/webp", "text/event-stream", "\"preview\"", "\"413\"", "\"429\"", "\"503\"", "\"409\"", "application/problem+json", "Sneaker", "isDefault", "RinServe:DefaultFamily" })
         {
             Assert.Contains(text, swagger);
         }

@@ -91,12 +91,21 @@ public sealed record JobPreviewDocument(int Step, int Width, int Height, string 
 public sealed record JobLinks(string Self, string Events);
 
 /// <summary>A loaded model as GET /models shows it.</summary>
+/// <param name="Family">
+/// Its family (<c>rin.family</c>, else the name up to its first '-'); <c>model=</c> takes it with <c>res</c> (<c>model=fmnist&amp;res=768</c>).
+/// </param>
+/// <param name="IsDefault">
+/// Whether a request that names only its <c>res</c> (no <c>model</c>) gets this model: the only one at its resolution, or the
+/// one of the family RinServe:DefaultFamily where several share it.
+/// </param>
 /// <param name="DefaultGuidance">
 /// The guidance weight a request without <c>guidance</c> gets: the model's <c>rin.default_guidance</c> (0 when it has none),
 /// at most Sampling:MaxGuidance.
 /// </param>
 public sealed record ModelDocument(
     string Name,
+    string Family,
+    bool IsDefault,
     int Resolution,
     int Channels,
     IReadOnlyList<ClassDocument> Classes,

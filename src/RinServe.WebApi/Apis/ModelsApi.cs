@@ -14,9 +14,11 @@ public static class ModelsApi
         api.MapGet("/", GetModels)
             .WithSummary("Loaded models")
             .WithDescription(
-                "Name, resolution, channels, classes (id and name), prediction, input scale, guidance support, the default guidance "
+                "Name, family, whether it is the default at its resolution (isDefault: the model POST /generate uses when a request names "
+                + "only its res: the only model there, else the one of the family RinServe:DefaultFamily), resolution, channels, classes "
+                + "(id and name), prediction, input scale, guidance support, the default guidance "
                 + "(what POST /generate uses when a request names no guidance: the model's rin.default_guidance, at most Sampling:MaxGuidance) "
-                + "and the execution provider in use.")
+                + "and the execution provider in use. Ordered by resolution, then name.")
             .Produces<ModelDocument[]>(StatusCodes.Status200OK)
             .ProducesProblems(StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden);
         return api;
@@ -25,6 +27,8 @@ public static class ModelsApi
     private static Ok<ModelDocument[]> GetModels(ModelRegistry registry, IOptions<SamplingOptions> sampling) =>
         TypedResults.Ok(registry.Models.Select(m => new ModelDocument(
             m.Spec.Name,
+            m.Spec.Family,
+            registry.IsDefaultAt(m),
             m.Spec.Resolution,
             m.Spec.Channels,
             [.. m.Spec.ClassNames.Select((name, id) => new ClassDocument(id, name))],

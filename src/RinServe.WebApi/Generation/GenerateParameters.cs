@@ -17,9 +17,12 @@ public static class GenerateParameters
 {
     public static readonly IReadOnlyList<GenerateParameter> All =
     [
-        new("class", "Class id (0..num_classes-1) or class name, e.g. 7 or Sneaker. Required.", null),
-        new("res", "Resolution; must be one of the loaded models' resolutions (see GET /models).", JsonSchemaType.Integer, "int32"),
-        new("model", "Model name from GET /models, needed when several models share a resolution.", JsonSchemaType.String),
+        new("class", "Class id (0..num_classes-1) or class name, e.g. 7 or Sneaker (any case). For classes named like 'ĳ (U+0133)', " +
+            "also the character, case-sensitive (ĳ), or the code point (U+0133). A number is an id: the character 1 is U+0031. Required.", null),
+        new("res", "Resolution; must be one of the loaded models' resolutions (see GET /models). Where several models share it, " +
+            "a request without model gets the one of the default family (RinServe:DefaultFamily; isDefault in GET /models).", JsonSchemaType.Integer, "int32"),
+        new("model", "Model name from GET /models (fmnist-768), or a family name with res (model=fmnist&res=768), " +
+            "to pick another model than the default at that resolution.", JsonSchemaType.String),
         new("steps", "Sampler steps, 1..Sampling:MaxSteps (default Sampling:DefaultSteps).", JsonSchemaType.Integer, "int32"),
         new("sampler", "ddim (default), ddpm, ddpm-small.", JsonSchemaType.String),
         new("schedule", "cosine (default), linear, sigmoid@s,e,tau or cosine@s,e,tau.", JsonSchemaType.String),

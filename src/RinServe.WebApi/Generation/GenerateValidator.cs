@@ -51,7 +51,7 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
             case ClassLookup.OutOfRange:
                 return new("class", $"class {classText} is out of range for model '{spec.Name}': {ClassesAllowed(spec)}");
             case ClassLookup.Unknown:
-                return new("class", $"class '{UserText.Shorten(classText)}' is neither an id nor a class name of model '{spec.Name}': {ClassesAllowed(spec)}");
+                return new("class", $"class '{UserText.Shorten(classText)}' is neither an id nor a class of model '{spec.Name}': {ClassesAllowed(spec)}");
         }
 
         var steps = _options.DefaultSteps;
@@ -154,8 +154,9 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
             : new(parameter!, error!);
     }
 
+    /// <summary>What class allows, short for any number of classes; GET /models has them all.</summary>
     private static string ClassesAllowed(ModelSpec spec) =>
-        $"an id from 0 to {spec.NumClasses - 1} or a name: {string.Join(", ", spec.ClassNames.Take(50))}{(spec.NumClasses > 50 ? ", ..." : "")}";
+        spec.NumClasses <= ModelSpec.MaxListedClasses ? spec.DescribeClasses() : $"{spec.DescribeClasses()}; GET /models lists them";
 
     private static bool TryInt(string text, int min, int max, out int value) =>
         int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value) && value >= min && value <= max;

@@ -28,6 +28,14 @@ public sealed class RinServeOptions : IValidatableObject
     [Required(AllowEmptyStrings = false)]
     public string ModelsPath { get; set; } = "models";
 
+    /// <summary>
+    /// The model family (<c>rin.family</c>, else the name up to its first '-') whose model a request gets when it names only a
+    /// <c>res</c> that several models share. <c>model=</c> picks another.
+    /// </summary>
+    [Required(AllowEmptyStrings = false)]
+    [MaxLength(100)]
+    public string DefaultFamily { get; set; } = "glyph";
+
     /// <summary>Largest accepted request body in bytes; larger bodies get 413.</summary>
     [Range(1024, 10 * 1024 * 1024)]
     public long MaxRequestBodyBytes { get; set; } = 64 * 1024;

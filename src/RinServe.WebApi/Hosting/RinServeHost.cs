@@ -71,7 +71,8 @@ public static class RinServeHost
                 IntraOpThreads = 1,
                 InterOpThreads = 1,
             };
-            return ModelRegistry.LoadFolder(folder, options, sp.GetRequiredService<ILoggerFactory>());
+            var defaultFamily = sp.GetRequiredService<IOptions<RinServeOptions>>().Value.DefaultFamily;
+            return ModelRegistry.LoadFolder(folder, options, sp.GetRequiredService<ILoggerFactory>(), defaultFamily);
         });
         builder.Services.AddSingleton<GenerateValidator>();
     }

@@ -78,7 +78,7 @@ public sealed class SwaggerExamples : IOperationFilter
                 ["type"] = "https://tools.ietf.org/html/rfc9110#section-15.5.1",
                 ["title"] = "Invalid parameter 'res'",
                 ["status"] = 400,
-                ["detail"] = "no model for res=768; loaded resolutions: 64",
+                ["detail"] = "no model for res=100; loaded resolutions: 64, 512, 768, 1024",
                 ["parameter"] = "res",
             };
         }

@@ -69,9 +69,7 @@ async function loadModels() {
   }
   $("key-form").hidden = true;
   models = await response.json();
-  const select = $("model");
-  select.replaceChildren(...models.map((m) => new Option(`${m.name} (${m.resolution} px)`, m.name)));
-  select.disabled = models.length === 0;
+  showModels($("model"));
   $("models-status").textContent = models.length
     ? `${models.length} model${models.length > 1 ? "s" : ""} loaded, on ${models[0].executionProvider}.`
     : "No models are loaded.";
@@ -79,15 +77,51 @@ async function loadModels() {
   $("generate-button").disabled = models.length === 0;
 }
 
+/** A model's resolution is shared when another model has it too; there, isDefault says which one a request naming only res gets. */
+const sharesResolution = (model) => models.some((m) => m !== model && m.resolution === model.resolution);
+
+/**
+ * The model picker: one group per family, the default family first (the one whose models are the default where
+ * resolutions are shared), a model that wins a shared resolution marked "default"; the first default model is selected.
+ */
+function showModels(select) {
+  const wins = (family) => models.filter((m) => m.family === family && m.isDefault && sharesResolution(m)).length;
+  const families = [...new Set(models.map((m) => m.family))].sort((a, b) => wins(b) - wins(a) || a.localeCompare(b));
+  select.replaceChildren(...families.map((family) => {
+    const group = document.createElement("optgroup");
+    group.label = family;
+    group.append(...models.filter((m) => m.family === family).map((m) => {
+      const shared = sharesResolution(m);
+      return new Option(`${m.name} (${m.resolution} px${shared && m.isDefault ? ", default" : ""})`, m.name);
+    }));
+    return group;
+  }));
+  const first = select.querySelector("option");
+  if (first) { select.value = first.value; }
+  select.disabled = models.length === 0;
+  const shared = models.filter((m) => m.isDefault && sharesResolution(m));
+  const hint = $("model-hint");
+  hint.textContent = shared.length
+    ? `Where models share a resolution, a request without a model gets the default: ${shared.map((m) => m.name).join(", ")}.`
+    : "";
+  hint.hidden = shared.length === 0;
+}
+
+/** Classes named like "ĳ (U+0133)": the service also reads the character alone or its U+ code. */
+const characterNamed = (model) => model.classes.length > 0 && model.classes.every((c) => / \(U\+[0-9A-F]{4,6}\)$/.test(c.name));
+
 function modelChanged() {
   const model = models.find((m) => m.name === $("model").value);
   if (!model) { return; }
-  const classes = $("class");
-  const previous = classes.selectedOptions[0]?.text;
-  classes.replaceChildren(...model.classes.map((c) => new Option(c.name, c.id)));
-  const same = model.classes.find((c) => c.name === previous);
-  if (same) { classes.value = same.id; }
-  classes.disabled = false;
+  const input = $("class");
+  $("class-options").replaceChildren(...model.classes.map((c) => new Option(String(c.id), c.name)));
+  // A class name the new model has too stays; anything else becomes the model's first class.
+  if (!model.classes.some((c) => c.name === input.value.trim())) { input.value = model.classes[0]?.name ?? ""; }
+  input.disabled = false;
+  $("class-hint").textContent = characterNamed(model)
+    ? `${model.classes.length} classes: type a character (case matters), part of a name or a U+ code, or pick from the list. `
+      + "A number is a class id: the character 1 is U+0031."
+    : "Type or pick a class name, or its id.";
   const guidance = $("guidance");
   guidance.value = model.defaultGuidance ?? 0;
   guidance.disabled = !model.supportsGuidance;
@@ -102,7 +136,7 @@ async function generate(event) {
   clearError();
   const model = models.find((m) => m.name === $("model").value);
   // Numbers go as the text typed: the service validates them and says what is allowed.
-  const body = { class: Number($("class").value), model: model?.name };
+  const body = { class: $("class").value.trim(), model: model?.name };
   const steps = $("steps").value.trim();
   const seed = $("seed").value.trim();
   const guidance = $("guidance").value.trim();
