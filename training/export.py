@@ -191,6 +191,28 @@ def read_record(path: str, state: dict, resolution: int, checkpoint_path: str = 
     return r
 
 
+def judged_metadata(r: dict) -> dict:
+    """A judge's figures as the rin.* metadata keys of MODEL-CONTRACT.md."""
+    meta = {"rin.class_accuracy": f"{r['accuracy']:.4f}", "rin.fd": f"{r['fd']:.4f}", "rin.fd_real": f"{r['real_fd']:.4f}"}
+    if "edge_width" in r:
+        meta.update({"rin.edge_width": f"{r['edge_width']:.4f}", "rin.edge_width_real": f"{r['real_edge_width']:.4f}"})
+    if "blockiness" in r:
+        meta["rin.blockiness"] = f"{r['blockiness']:.4f}"
+    return meta
+
+
+def annotate(path: str, meta: dict) -> None:
+    """Set metadata keys of an exported file (its graph and weights untouched), atomically."""
+    proto = onnx.load(path)
+    keep = [(p.key, p.value) for p in proto.metadata_props if p.key not in meta]
+    del proto.metadata_props[:]
+    for k, v in keep + list(meta.items()):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
 def read_metadata(path: str) -> dict:
     return {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
 
@@ -201,7 +223,8 @@ def main(argv=None) -> int:
     ap.add_argument("out")
     ap.add_argument("--judge", action="store_true", help="score with the classifier (training.classifier) first")
     ap.add_argument("--samples-per-class", type=int, default=100)
-    ap.add_argument("--guidance", type=float, help="the default guidance weight to judge and store (no sweep)")
+    ap.add_argument("--guidance", type=float, help="the default guidance weight to judge and store (no sweep); "
+                    "without --judge, only stored (figures measured later: glyph_judge folder --annotate)")
     ap.add_argument("--guidance-sweep", type=lambda t: [float(v) for v in t.split(",")], default=[0, 0.5, 1, 1.5, 2, 3],
                     help="weights to try when --guidance is not given (default 0,0.5,1,1.5,2,3)")
     ap.add_argument("--sweep-per-class", type=int, default=20, help="samples per class for each weight of the sweep")
@@ -254,17 +277,14 @@ def main(argv=None) -> int:
         if args.no_export:
             return 0
         acc = r["accuracy"]
-        extra.update({"rin.default_guidance": f"{guidance:g}", "rin.class_accuracy": f"{acc:.4f}",
-                      "rin.fd": f"{r['fd']:.4f}", "rin.fd_real": f"{r['real_fd']:.4f}"})
-        if "edge_width" in r:
-            extra.update({"rin.edge_width": f"{r['edge_width']:.4f}", "rin.edge_width_real": f"{r['real_edge_width']:.4f}"})
-        else:
-            extra["rin.blockiness"] = f"{r['blockiness']:.4f}"
+        extra.update({"rin.default_guidance": f"{guidance:g}", **judged_metadata(r)})
         if os.path.exists(args.out) and not args.force:
             old = read_metadata(args.out).get("rin.class_accuracy")
             if old is not None and float(old) > acc:
                 print(f"kept {args.out}: it scores {old} > {acc:.4f} (use --force to replace)", file=sys.stderr)
                 return 1
+    elif args.guidance is not None:      # judged later, through the C# sampler (judged_metadata)
+        extra["rin.default_guidance"] = f"{args.guidance:g}"
     meta = metadata(model, name=cfg["name"], prediction=cfg["prediction"], input_scale=cfg["input_scale"],
                     normalize_input=cfg["normalize_input"], train_schedule=cfg["train_schedule"],
                     dataset=cfg["dataset"], train_steps=state["step"], trained=True, extra=extra)

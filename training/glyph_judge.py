@@ -19,6 +19,7 @@ The judge sees every image area-reduced to INPUT px, so one judge serves every r
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import sys
@@ -161,14 +162,22 @@ def real_renders(classes: list[int], resolution: int, seed: int = 0) -> tuple[to
     return torch.stack(imgs), torch.tensor(labels), used
 
 
-def reference_features(judge: GlyphJudge, leave_out: set) -> torch.Tensor:
-    """The judge's features of the held-out cache (SOURCE_RES), less the (face, class) pairs in leave_out."""
+@functools.lru_cache(maxsize=1)
+def heldout_features() -> tuple[torch.Tensor, list]:
+    """The judge's features of every held-out render in the cache (SOURCE_RES), with their (face, class)."""
+    judge = load_judge()
     images, labels, face_ids = glyphs.load(SOURCE_RES, "heldout")
     faces = glyphs.find_faces()
-    keep = np.array([(faces[f].key, int(c)) not in leave_out for f, c in zip(face_ids, labels)])
-    x = reduced(images)[torch.from_numpy(keep)]
+    x = reduced(images)
     with torch.no_grad():
-        return torch.cat([judge.pooled(x[i:i + 1000]) for i in range(0, len(x), 1000)])
+        feats = torch.cat([judge.pooled(x[i:i + 1000]) for i in range(0, len(x), 1000)])
+    return feats, [(faces[f].key, int(c)) for f, c in zip(face_ids, labels)]
+
+
+def reference_features(leave_out: set) -> torch.Tensor:
+    """heldout_features less the (face, class) pairs in leave_out (the real sample's)."""
+    feats, keys = heldout_features()
+    return feats[torch.tensor([k not in leave_out for k in keys])]
 
 
 @torch.no_grad()
@@ -180,7 +189,7 @@ def judge_images(images01: torch.Tensor, labels: torch.Tensor, real: bool = True
     out = dict(resolution=res, samples=len(labels), accuracy=(grouped(predict(judge, x)) == grouped(labels)).float().mean().item(),
                edge_width=edge_width(images01))
     real_x, real_y, used = real_renders(labels.tolist(), res)
-    ref = reference_features(judge, used)
+    ref = reference_features(used)
     out["fd"] = frechet_distance(judge.pooled(x), ref)
     if real:
         xr = to_judge_input(real_x)
@@ -243,9 +252,20 @@ def main(argv=None) -> int:
     ap.add_argument("folder", nargs="?")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--record", help="folder: write the figures to this JSON file")
+    ap.add_argument("--annotate", help="folder: write the figures into this ONNX file's metadata (the model that "
+                    "made the images)")
     args = ap.parse_args(argv)
     if args.command == "folder":
         r = judge_folder(args.folder)
+        if args.record:
+            import json
+            with open(args.record, "w") as f:
+                json.dump(r, f, indent=2)
+        if args.annotate:    # the figures of the C# sampler's images into the file that made them
+            from .export import annotate, judged_metadata
+            annotate(args.annotate, judged_metadata(r))
+            print(f"wrote the figures into {args.annotate}'s metadata")
         print(f"{r['samples']} images at {r['resolution']} px: class accuracy {r['accuracy']:.4f} (real {r['real_accuracy']:.4f}), "
               f"FD {r['fd']:.2f} (real {r['real_fd']:.2f}, ratio {r['fd'] / r['real_fd']:.2f}), "
               f"edge width {r['edge_width']:.2f} px (real {r['real_edge_width']:.2f}, ratio {r['edge_width'] / r['real_edge_width']:.2f})")

@@ -413,3 +413,35 @@ def test_a_record_judged_elsewhere_is_taken_only_for_a_model_carried_from_the_tr
     other.write_text(json.dumps(dict(record, checkpoint=dict(record["checkpoint"], trunk_sha256="0" * 64))))
     assert export_main([carried, str(tmp_path / "n.onnx"), "--judged", str(other)]) == 2
     assert not os.path.exists(tmp_path / "n.onnx")
+
+
+def test_a_fine_tuned_models_record_names_the_very_file_and_figures_can_be_written_in_afterwards(tmp_path):
+    """A GPU run's weights (training.slim --half) are judged there on the file that comes back; export --judged
+    takes the record only for that file. Figures measured later through the C# sampler go into an exported
+    file's metadata with annotate, its graph untouched."""
+    import onnx
+    from training.carry import file_sha256
+    from training.export import annotate, judged_metadata, main as export_main
+    from training.slim import slim
+    model = tiny(head="overlap")
+    cfg = dict(model=model.cfg.to_dict(), prediction="x", input_scale=0.5, normalize_input=True, name="tiny-16",
+               batch_size=4, train_schedule="cosine", dataset="glyphs")
+    full, half = str(tmp_path / "ckpt.pt"), str(tmp_path / "gpu.pt")
+    torch.save(dict(ema=model.state_dict(), config=cfg, step=3, elapsed=1.0, history=[0.5]), full)
+    slim(full, half, half=True)
+    assert torch.load(half)["ema"]["out.weight"].dtype == torch.float16
+    record = dict(resolution=16, guidance=3.0, samples=4, accuracy=0.75, fd=2.0, real_fd=1.0, edge_width=1.2,
+                  real_edge_width=0.6, real_accuracy=1.0, sweep=[], checkpoint=dict(sha256=file_sha256(half)))
+    judged = tmp_path / "judged.json"
+    judged.write_text(json.dumps(record))
+    out = str(tmp_path / "m.onnx")
+    assert export_main([half, out, "--judged", str(judged)]) == 0
+    meta = read_metadata(out)
+    assert (meta["rin.default_guidance"], meta["rin.edge_width"], meta["rin.edge_width_real"]) == ("3", "1.2000", "0.6000")
+    assert "rin.blockiness" not in meta
+    judged.write_text(json.dumps(dict(record, checkpoint=dict(sha256="0" * 64))))
+    assert export_main([half, str(tmp_path / "n.onnx"), "--judged", str(judged)]) == 2
+    graph = onnx.load(out).graph.SerializeToString()
+    annotate(out, judged_metadata(dict(record, accuracy=0.5)))
+    assert read_metadata(out)["rin.class_accuracy"] == "0.5000" and read_metadata(out)["rin.name"] == "tiny-16"
+    assert onnx.load(out).graph.SerializeToString() == graph

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The glyph family on a CPU, end to end: fonts, data set, judge, the 256 px trunk, the guidance sweep, the
+# carried models and their figures through the C# sampler (the service's own), as models/MODELS.md reports.
+#   training/train_cpu_glyphs.sh                 # about 2.5 hours on the project's 2-core box
+#   MINUTES=10 PER_CLASS_STEP=20 training/train_cpu_glyphs.sh   # a quick look (every 20th class judged)
+# STAGE=judge skips to the sweep and the figures (the trunk's checkpoint must exist).
+set -euo pipefail
+export OMP_WAIT_POLICY=PASSIVE DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+py=${PYTHON:-/usr/bin/python3}
+run=runs/glyph-256-trunk
+step=${PER_CLASS_STEP:-1}          # judge every step-th class at 768 px (1: all 284)
+stage() { echo "== $(date -u +%H:%M:%S) $*"; }
+cli=src/RinServe.Cli/bin/Release/net10.0/RinServe.Cli.dll
+gen() { dotnet "$cli" "$@" >/dev/null 2>&1; }
+
+if [ "${STAGE:-all}" = all ]; then
+  training/glyph_fonts.sh
+  stage "data set at 256 px"; $py -m training.glyphs build --resolution 256 && $py -m training.glyphs check --resolution 256
+  [ -f training/judge/glyph-cnn.pth ] || { stage "judge"; $py -m training.glyph_judge train --epochs 3; }
+  stage "trunk"; $py -m training.train --config training/configs/glyph-256-trunk.json --threads 2 \
+      ${MINUTES:+--set "max_minutes=$MINUTES"}
+fi
+dotnet build src/RinServe.Cli -c Release --nologo -v q >/dev/null
+
+stage "guidance sweep at 256 px (every 6th class, C# sampler)"
+$py -m training.export "$run/ckpt.pt" runs/glyph-256/glyph-256.onnx --force >/dev/null
+for w in ${SWEEP:-1 2 3 4 6}; do
+  rm -rf "runs/glyph-256/sweep-$w"
+  for c in $(seq 0 6 283); do gen --model runs/glyph-256/glyph-256.onnx --class "$c" --guidance "$w" --seed 7 --threads 2 \
+      --out "runs/glyph-256/sweep-$w/s-c$c-0.png"; done
+  echo "guidance $w: $($py -m training.glyph_judge folder "runs/glyph-256/sweep-$w" | head -1)"
+done | tee runs/glyph-256/sweep.txt
+guidance=${GUIDANCE:-$($py - <<'PY'
+import re
+rows = [(float(re.search(r"accuracy ([\d.]+)", l).group(1)), -float(l.split()[1].rstrip(":")), float(l.split()[1].rstrip(":")))
+        for l in open("runs/glyph-256/sweep.txt") if l.startswith("guidance")]
+print(f"{max(rows)[2]:g}")
+PY
+)}
+stage "default guidance $guidance; carry and export"
+for res in 768 1024; do
+  $py -m training.carry "$run/ckpt.pt" --resolution "$res" --out "runs/glyph-$res/carried.pt"
+  $py -m training.export "runs/glyph-$res/carried.pt" "models/glyph-$res.onnx" --force --guidance "$guidance"
+done
+
+for res in 768 1024; do
+  stage "$res px: the default request for every ${step}th class, C# sampler, judged"
+  rm -rf "runs/glyph-$res/judge"
+  for c in $(seq 0 "$step" 283); do gen --model "models/glyph-$res.onnx" --class "$c" --seed 1000 --threads 2 \
+      --out "runs/glyph-$res/judge/s-c$c-0.png"; done
+  $py -m training.glyph_judge folder "runs/glyph-$res/judge" --record "runs/glyph-$res/judged-cli.json" \
+      --annotate "models/glyph-$res.onnx"
+done
+stage done
