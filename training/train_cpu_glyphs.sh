@@ -22,21 +22,20 @@ if [ "${STAGE:-all}" = all ]; then
 fi
 dotnet build src/RinServe.Cli -c Release --nologo -v q >/dev/null
 
-stage "guidance sweep at 256 px (every 6th class, C# sampler)"
+stage "guidance sweep at 256 px (every 12th class, C# sampler)"
 $py -m training.export "$run/ckpt.pt" runs/glyph-256/glyph-256.onnx --force >/dev/null
-for w in ${SWEEP:-1 2 3 4 6}; do
+for w in ${SWEEP:-0 2 5 8}; do
   rm -rf "runs/glyph-256/sweep-$w"
-  for c in $(seq 0 6 283); do gen --model runs/glyph-256/glyph-256.onnx --class "$c" --guidance "$w" --seed 7 --threads 2 \
+  for c in $(seq 0 12 283); do gen --model runs/glyph-256/glyph-256.onnx --class "$c" --guidance "$w" --seed 7 --threads 2 \
       --out "runs/glyph-256/sweep-$w/s-c$c-0.png"; done
-  echo "guidance $w: $($py -m training.glyph_judge folder "runs/glyph-256/sweep-$w" | head -1)"
+  echo "guidance $w: $($py -m training.glyph_judge folder "runs/glyph-256/sweep-$w" --record "runs/glyph-256/sweep-$w.json" | head -1)"
 done | tee runs/glyph-256/sweep.txt
-guidance=${GUIDANCE:-$($py - <<'PY'
-import re
-rows = [(float(re.search(r"accuracy ([\d.]+)", l).group(1)), -float(l.split()[1].rstrip(":")), float(l.split()[1].rstrip(":")))
-        for l in open("runs/glyph-256/sweep.txt") if l.startswith("guidance")]
-print(f"{max(rows)[2]:g}")
-PY
-)}
+# training.export's rule: the most accurate weight whose FD is within 3x the floor, else the smallest FD.
+guidance=${GUIDANCE:-$($py -c "
+import json, sys
+from training.export import choose_guidance
+rows = [dict(json.load(open(f'runs/glyph-256/sweep-{w}.json')), guidance=float(w)) for w in sys.argv[1:]]
+print(f'{choose_guidance(rows):g}')" ${SWEEP:-0 2 5 8})}
 stage "default guidance $guidance; carry and export"
 for res in 768 1024; do
   $py -m training.carry "$run/ckpt.pt" --resolution "$res" --out "runs/glyph-$res/carried.pt"
