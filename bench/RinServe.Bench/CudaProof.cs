@@ -51,37 +51,53 @@ internal static class CudaProof
             var m = new ModelReport { File = Path.GetFileName(path) };
             report.Models.Add(m);
             var stopwatch = Stopwatch.StartNew();
-            m.Placement = Place(path, device == Cuda, o.Out);
-            Step($"{m.File}: placement {string.Join(", ", m.Placement.NodesByProvider.Select(p => $"{p.Key} {p.Value}"))}; strict {m.Placement.StrictDynamicBatch}, strict at a fixed batch {m.Placement.StrictFixedBatch}", stopwatch);
-            using var model = ModelLoader.Load(path, new OnnxModelOptions { ExecutionProvider = device == Cuda ? "cuda" : "cpu" }, NullLogger.Instance);
-            m.Resolution = model.Spec.Resolution;
-            m.LoadedOn = model.ExecutionProvider;
-            if (o.ParityResolutions.Contains(m.Resolution))
+            // One section's failure (an option this ORT does not take, a crash of a variant) costs only that section:
+            // GPU minutes are scarce, so the rest still runs, and the error is in the report and the verdict.
+            Section(m, "placement", () =>
             {
-                foreach (var tf32 in new[] { true, false })
+                m.Placement = Place(path, device == Cuda, o.Out);
+                Step($"{m.File}: placement {string.Join(", ", m.Placement.NodesByProvider.Select(p => $"{p.Key} {p.Value}"))}; strict {m.Placement.StrictDynamicBatch}, strict at a fixed batch {m.Placement.StrictFixedBatch}", stopwatch);
+            });
+            Section(m, "service session", () =>
+            {
+                using var model = ModelLoader.Load(path, new OnnxModelOptions { ExecutionProvider = device == Cuda ? "cuda" : "cpu" }, NullLogger.Instance);
+                m.Resolution = model.Spec.Resolution;
+                m.LoadedOn = model.ExecutionProvider;
+                if (o.ParityResolutions.Contains(m.Resolution))
                 {
-                    var parity = Parity(path, device == Cuda, tf32, o.ParitySteps);
-                    m.Parity.Add(parity);
-                    Step($"{m.File}: x̂0 parity use_tf32={(tf32 ? 1 : 0)}: teacher-forced max |Δx̂0| {parity.MaxAbsX0TeacherForced:E2}, free-running {parity.MaxAbsX0FreeRunning:E2}", stopwatch);
+                    foreach (var tf32 in new[] { true, false })
+                    {
+                        Section(m, $"parity use_tf32={(tf32 ? 1 : 0)}", () =>
+                        {
+                            var parity = Parity(path, device == Cuda, tf32, o.ParitySteps);
+                            m.Parity.Add(parity);
+                            Step($"{m.File}: x̂0 parity use_tf32={(tf32 ? 1 : 0)}: teacher-forced max |Δx̂0| {parity.MaxAbsX0TeacherForced:E2}, free-running {parity.MaxAbsX0FreeRunning:E2}", stopwatch);
+                        });
+                    }
                 }
-            }
 
-            foreach (var batch in o.Batches)
-            {
-                m.Timings.Add(Time("service options (ExecutionProvider=" + (device == Cuda ? "cuda" : "cpu") + ")", model.Denoiser, model.Session, batch, o.Steps, o.Rounds));
-                Step($"{m.File}: batch {batch}: {m.Timings[^1].StepMs:F3} ms a step, outside Run {m.Timings[^1].OutsideDenoiseShare:P1}", stopwatch);
-            }
-
+                foreach (var batch in o.Batches)
+                {
+                    Section(m, $"timing batch {batch}", () =>
+                    {
+                        m.Timings.Add(Time("service options (ExecutionProvider=" + (device == Cuda ? "cuda" : "cpu") + ")", model.Denoiser, model.Session, batch, o.Steps, o.Rounds));
+                        Step($"{m.File}: batch {batch}: {m.Timings[^1].StepMs:F3} ms a step, outside Run {m.Timings[^1].OutsideDenoiseShare:P1}", stopwatch);
+                    });
+                }
+            });
             if (o.Extras)
             {
-                Extras(path, device == Cuda, m, o);
+                Section(m, "extras", () => Extras(path, device == Cuda, m, o));
                 Step($"{m.File}: extras", stopwatch);
             }
+
+            Save(report, o); // what is done so far survives a crash further on
         }
 
         var failures = new List<string>();
         foreach (var m in report.Models)
         {
+            failures.AddRange(m.Errors.Select(e => $"{m.File}: {e}"));
             if (m.Placement.CpuFloatNodes.Count > 0)
             {
                 failures.Add($"{m.File}: {m.Placement.CpuFloatNodes.Count} node(s) with float tensors on the CPU provider");
@@ -101,11 +117,29 @@ internal static class CudaProof
 
     private static int Finish(ProofReport report, ProofArguments o)
     {
+        Save(report, o);
+        Console.WriteLine(report.Verdict);
+        return report.Verdict!.StartsWith("PASS", StringComparison.Ordinal) ? 0 : 1;
+    }
+
+    private static void Save(ProofReport report, ProofArguments o)
+    {
         var json = JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });
         File.WriteAllText(Path.Combine(o.Out, "proof.json"), json);
         File.WriteAllText(Path.Combine(o.Out, "proof.md"), Markdown(report));
-        Console.WriteLine(report.Verdict);
-        return report.Verdict!.StartsWith("PASS", StringComparison.Ordinal) ? 0 : 1;
+    }
+
+    private static void Section(ModelReport m, string name, Action run)
+    {
+        try
+        {
+            run();
+        }
+        catch (Exception e) when (e is OnnxRuntimeException or InvalidOperationException or ArgumentException or ModelContractException or IOException)
+        {
+            m.Errors.Add($"{name} failed: {e.GetType().Name}: {e.Message.Trim()}");
+            Console.Error.WriteLine($"{m.File}: {m.Errors[^1]}");
+        }
     }
 
     private static void Step(string what, Stopwatch stopwatch) =>
@@ -509,6 +543,12 @@ internal static class CudaProof
             }
         }
 
+        foreach (var m in r.Models.Where(m => m.Errors.Count > 0))
+        {
+            s.AppendLine();
+            s.AppendLine(inv, $"Errors of {m.File}: {string.Join("; ", m.Errors)}");
+        }
+
         foreach (var m in r.Models.Where(m => m.Placement.CpuNodes.Count > 0))
         {
             s.AppendLine();
@@ -590,6 +630,7 @@ internal sealed class ModelReport
     public PlacementReport Placement { get; set; } = new();
     public List<ParityReport> Parity { get; } = [];
     public List<TimingReport> Timings { get; } = [];
+    public List<string> Errors { get; } = [];
 }
 
 internal sealed class PlacementReport
