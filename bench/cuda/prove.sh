@@ -5,6 +5,7 @@
 #   prove.sh pack       self-contained GPU publish (WebApi + Bench) + models/*.onnx -> xz -> parts in
 #                       artifacts/cuda/xfer/pNN/, then the calls (also in artifacts/cuda/calls.md);
 #                       REUSE_PUBLISH=1 keeps an existing publish, XZ_LEVEL (default 3) the compression
+#   prove.sh split      split artifacts/cuda/payload.tar.xz again (the tree changed), then the calls
 #   prove.sh calls      print the calls again
 #   prove.sh away|back  move models/*.onnx out of the tree before the first call, and back after the last
 #   prove.sh rehearse   pack (REUSE=1: keep an existing pack), then every call against
@@ -208,8 +209,9 @@ rehearse() {
         echo "the GPU-mode run succeeded without CUDA" >&2; exit 1
       fi
       grep -q "CUDA execution provider UNAVAILABLE" "$art/rehearsal/gpu-mode.log" || { echo "no clear CUDA-unavailable message" >&2; exit 1; }
-      grep -q "service check: FAILED" "$art/rehearsal/gpu-mode.log" || { echo "the service did not refuse ExecutionProvider=cuda" >&2; exit 1; }
-      grep -E "UNAVAILABLE|FAIL" "$art/rehearsal/gpu-mode.log" | head -4 | cut -c1-220
+      grep -q "service check: FAILED" "$art/rehearsal/gpu-mode.log" && grep -q "ExecutionProvider=cuda but the CUDA provider cannot be used" "$art/rehearsal/gpu-mode.log" \
+        || { echo "the service did not refuse ExecutionProvider=cuda with its reason" >&2; exit 1; }
+      grep -E "UNAVAILABLE|FAIL|service log" "$art/rehearsal/gpu-mode.log" | head -5 | cut -c1-220
       stage "call $n again with REHEARSE=1: the CPU provider stands in, every code path runs"
       rm -rf "$out" && mkdir -p "$out"
       (cd "$device" && PATH="$root/$shim:$PATH" OUT="$root/$out" REHEARSE=1 SERVICE_PROVIDER=auto SERVICE_ARGS="--steps 4" \
@@ -239,9 +241,10 @@ rehearse() {
 
 case "${1:-}" in
 pack) pack ;;
+split) write_configs; split_parts; calls | tee "$art/calls.md" ;;
 calls) calls ;;
 away) move_away ;;
 back) move_back ;;
 rehearse) rehearse ;;
-*) sed -n 2,11p "$0"; exit 2 ;;
+*) sed -n 2,14p "$0"; exit 2 ;;
 esac

@@ -67,7 +67,7 @@ run)
   mkdir -p "$OUT" "$work"
   exec > >(tee "$OUT/run.log") 2>&1
   stage "join"
-  sums=$(ls "$xfer"/p*/SHA256SUMS | tail -1)
+  sums=$PWD/$(ls "$xfer"/p*/SHA256SUMS | tail -1)
   total=$(grep -c ' payload\.part' "$sums")
   for ((i = 1; i <= total; i++)); do check_part "$i"; done
   cat $(for ((i = 1; i <= total; i++)); do n=$(printf %02d "$i"); echo "$xfer/p$n/payload.part$n"; done) > "$work/payload.tar.xz"
@@ -99,14 +99,15 @@ run)
   fi
 
   models=(); for f in "$app"/models/*.onnx; do models+=(--model "$f"); done
-  stage "proof (${#models[@]} models)"
+  stage "proof ($((${#models[@]} / 2)) models)"
   proof_rc=0
   "$app/bin/RinServe.Bench" --cuda-proof "${models[@]}" --out "$OUT" ${REHEARSE:+--rehearse} ${PROOF_ARGS:-} || proof_rc=$?
   stage "proof exit code $proof_rc"
 
   stage "service"
+  service_rc=0
   python3 bench/cuda/service_check.py --app "$app/bin/RinServe.WebApi" --models "$app/models" \
-    --provider "${SERVICE_PROVIDER:-cuda}" --out "$OUT" ${SERVICE_ARGS:-} || stage "service check FAILED"
+    --provider "${SERVICE_PROVIDER:-cuda}" --out "$OUT" ${SERVICE_ARGS:-} || { service_rc=$?; stage "service check FAILED"; }
 
   cp "$work/torch/torch.json" "$OUT/torch.json" 2>/dev/null || echo "no PyTorch figures (see its log below)"
   tail -5 "$work/torch/log.txt" 2>/dev/null
@@ -117,6 +118,7 @@ run)
   } > "$OUT/summary.md"
   rm -f "$OUT/proof.md" "$OUT/service.md"
   stage "done: $(ls "$OUT" | tr '\n' ' ')"
+  [ "$proof_rc" = 0 ] && exit "$service_rc"
   exit "$proof_rc"
   ;;
 extras)

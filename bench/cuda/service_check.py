@@ -102,10 +102,15 @@ def main(argv=None) -> int:
 
     with open(os.path.join(args.out, "service.log"), "rb") as f:
         text = f.read().decode("utf-8", "replace")
-    result["log_mentions_cuda"] = "CUDA execution provider" in text
+    if "error" in result:  # the service's own reason, e.g. "ExecutionProvider=cuda but the CUDA provider cannot be used (...)"
+        reasons = [line for line in text.splitlines() if "Exception" in line or "cannot be used" in line]
+        result["log_reason"] = reasons[0][:600] if reasons else text[-600:]
+        print("service log:", result["log_reason"], flush=True)
+    listed = result.get("models", [])
+    providers = {m.get("name"): m.get("executionProvider") for m in listed if isinstance(m, dict)}
     lines = [f"## The service, Onnx:ExecutionProvider={args.provider}", "",
              f"Ready after {result.get('ready_s', float('nan')):.1f} s (models loaded and warmed up); "
-             f"log names the CUDA provider: {result['log_mentions_cuda']}. {result.get('error', '')}", "",
+             f"providers in GET /models: {providers or 'none'}. {result.get('error', '')}", "",
              "| res | request | status | latency ms | bytes |", "|---|---|---|---|---|"]
     lines += [f"| {r['res']} | {r['attempt']} | {r['status']} | {r['ms']:.0f} | {r['bytes']} |" for r in result["requests"]]
     with open(os.path.join(args.out, "service.md"), "w") as f:
