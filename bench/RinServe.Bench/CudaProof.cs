@@ -65,13 +65,14 @@ internal static class CudaProof
                 m.LoadedOn = model.ExecutionProvider;
                 if (o.ParityResolutions.Contains(m.Resolution))
                 {
-                    foreach (var tf32 in new[] { true, false })
+                    // The service's own CUDA options (ORT's default TF32 setting), then TF32 off.
+                    foreach (var serviceOptions in new[] { true, false })
                     {
-                        Section(m, $"parity use_tf32={(tf32 ? 1 : 0)}", () =>
+                        Section(m, serviceOptions ? "parity" : "parity use_tf32=0", () =>
                         {
-                            var parity = Parity(path, device == Cuda, tf32, o.ParitySteps);
+                            var parity = Parity(path, device == Cuda, serviceOptions, o.ParitySteps);
                             m.Parity.Add(parity);
-                            Step($"{m.File}: x̂0 parity use_tf32={(tf32 ? 1 : 0)}: teacher-forced max |Δx̂0| {parity.MaxAbsX0TeacherForced:E2}, free-running {parity.MaxAbsX0FreeRunning:E2}", stopwatch);
+                            Step($"{m.File}: x̂0 parity, {parity.CudaOptions}: teacher-forced max |Δx̂0| {parity.MaxAbsX0TeacherForced:E2}, free-running {parity.MaxAbsX0FreeRunning:E2}", stopwatch);
                         });
                     }
                 }
@@ -104,7 +105,7 @@ internal static class CudaProof
             }
 
             failures.AddRange(m.Parity.Where(p => p.ServiceOptions && !p.WithinTolerance)
-                .Select(p => $"{m.File}: x̂0 differs from the CPU provider by {p.MaxAbsX0TeacherForced:E2} > {ParityTolerance:E0} (use_tf32={(p.UseTf32 ? 1 : 0)})"));
+                .Select(p => $"{m.File}: x̂0 differs from the CPU provider by {p.MaxAbsX0TeacherForced:E2} > {ParityTolerance:E0} ({p.CudaOptions})"));
         }
 
         var parityDone = report.Models.Where(m => m.Parity.Count > 0).Select(m => m.Resolution).ToHashSet();
@@ -328,9 +329,9 @@ internal static class CudaProof
     /// <see cref="StepKernels.Update"/> with that step's coefficients (teacher-forced, so chaos cannot amplify a
     /// difference). Also the final x̂0 of two independent runs (free-running), for information.
     /// </summary>
-    private static ParityReport Parity(string path, bool cuda, bool tf32, int steps)
+    private static ParityReport Parity(string path, bool cuda, bool serviceOptions, int steps)
     {
-        var cudaSettings = new Dictionary<string, string> { ["use_tf32"] = tf32 ? "1" : "0" };
+        var cudaSettings = serviceOptions ? [] : new Dictionary<string, string> { ["use_tf32"] = "0" };
         using var cpuOptions = Options(cuda: false);
         using var deviceOptions = Options(cuda, cudaSettings);
         var (cpuSession, spec) = Open(path, cpuOptions);
@@ -347,7 +348,14 @@ internal static class CudaProof
         }
 
         var shadow = new ShadowDenoiser(cpu, device);
-        var report = new ParityReport { Steps = steps, Guidance = settings.Guidance, Images = images.Length, UseTf32 = tf32, ServiceOptions = tf32 };
+        var report = new ParityReport
+        {
+            Steps = steps,
+            Guidance = settings.Guidance,
+            Images = images.Length,
+            ServiceOptions = serviceOptions,
+            CudaOptions = serviceOptions ? "the service's (ORT's default use_tf32)" : "use_tf32=0",
+        };
         new RinSampler(shadow).Sample(settings, images, new float[xt.Length], (i, x, x0) =>
         {
             var k = StepCoefficients.At(i, schedule, settings, spec);
@@ -520,13 +528,13 @@ internal static class CudaProof
         }
 
         s.AppendLine();
-        s.AppendLine("| model | use_tf32 | steps | guidance | teacher-forced max abs Δx̂0 | within 1e-3 | free-running final max abs Δx̂0 | max abs Δlatents_out |");
+        s.AppendLine("| model | CUDA options | steps | guidance | teacher-forced max abs Δx̂0 | within 1e-3 | free-running final max abs Δx̂0 | max abs Δlatents_out |");
         s.AppendLine("|---|---|---|---|---|---|---|---|");
         foreach (var m in r.Models)
         {
             foreach (var p in m.Parity)
             {
-                s.AppendLine(inv, $"| {m.File} | {(p.UseTf32 ? 1 : 0)} | {p.Steps} | {p.Guidance} | {p.MaxAbsX0TeacherForced:E2} | {(p.WithinTolerance ? "yes" : "NO")} | {p.MaxAbsX0FreeRunning:E2} | {p.MaxAbsLatents:E2} |");
+                s.AppendLine(inv, $"| {m.File} | {p.CudaOptions} | {p.Steps} | {p.Guidance} | {p.MaxAbsX0TeacherForced:E2} | {(p.WithinTolerance ? "yes" : "NO")} | {p.MaxAbsX0FreeRunning:E2} | {p.MaxAbsLatents:E2} |");
             }
         }
 
@@ -651,7 +659,7 @@ internal sealed class ParityReport
     public int Steps { get; init; }
     public float Guidance { get; init; }
     public int Images { get; init; }
-    public bool UseTf32 { get; init; }
+    public string CudaOptions { get; init; } = "";
     public bool ServiceOptions { get; init; }
     public double MaxAbsX0TeacherForced { get; set; }
     public double MaxAbsX0FreeRunning { get; set; }
