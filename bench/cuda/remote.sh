@@ -99,9 +99,11 @@ run)
   fi
 
   models=(); for f in "$app"/models/*.onnx; do models+=(--model "$f"); done
-  stage "proof ($((${#models[@]} / 2)) models)"
+  # x̂0 parity at 64 and 512 px, and at 768 when the glyph model ships (fmnist-768 is then checked too).
+  parity=64,512; [ -f "$app/models/glyph-768.onnx" ] && parity=64,512,768
+  stage "proof ($((${#models[@]} / 2)) models, parity at $parity px)"
   proof_rc=0
-  "$app/bin/RinServe.Bench" --cuda-proof "${models[@]}" --out "$OUT" ${REHEARSE:+--rehearse} ${PROOF_ARGS:-} || proof_rc=$?
+  "$app/bin/RinServe.Bench" --cuda-proof "${models[@]}" --out "$OUT" --parity "$parity" ${REHEARSE:+--rehearse} ${PROOF_ARGS:-} || proof_rc=$?
   stage "proof exit code $proof_rc"
 
   stage "service"
