@@ -13,6 +13,13 @@ if (args is ["--kernels", var elementsText])
     return;
 }
 
+// Issue 27: the CUDA path on a GPU host (bench/cuda/README.md).
+if (args is ["--cuda-proof", .. var proofArgs])
+{
+    Environment.ExitCode = CudaProof.Run(proofArgs);
+    return;
+}
+
 var options = BenchArguments.Parse(args);
 var invariant = CultureInfo.InvariantCulture;
 Console.WriteLine("| model | res | batch | sampler | steps | bare session.Run ms | IDenoiser.Denoise ms | generation ms | generation / (steps × bare run) |");
