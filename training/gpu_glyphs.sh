@@ -5,7 +5,7 @@
 #
 # Carry these ignored paths (they are made on the CPU, see models/MODELS.md "Continuing on a GPU"):
 #   data/glyph-fonts/           the faces cut to the 284 characters (training.glyphs pack-fonts, 15 MB)
-#   data/glyph-start/           trunk.pt: the CPU trunk (training.slim --half runs/glyph-256-trunk/ckpt.pt);
+#   data/glyph-start/           trunk.pt: the CPU trunk (a copy of training/checkpoints/glyph-256-trunk.pt);
 #                               glyph-<R>.pt: a previous GPU run's weights at R, if any: then it continues
 #                               from those instead of starting from the trunk carried to R
 # and move models/*.onnx out of the tree for the call (the tree travels whole, 64 MiB at most).
