@@ -42,7 +42,7 @@ public sealed class FaultTests
         var ids = new List<string>();
         for (var i = 0; i < 50; i++)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class={i % 10}&steps=300&seed={i}");
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class={i % 10}&steps=1000&seed={i}");
             request.Headers.Add("Prefer", "respond-async");
             var response = await client.SendAsync(request);
             Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
