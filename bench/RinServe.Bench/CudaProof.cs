@@ -407,24 +407,16 @@ internal static class CudaProof
         var spec = denoiser.Spec;
         var settings = new SamplerSettings(steps, SamplerKind.Ddim, "cosine", 0f);
         var requests = Enumerable.Range(0, batch).Select(i => new ImageRequest(i % spec.NumClasses, (ulong)i)).ToArray();
-        var recorder = new FirstCallsDenoiser(denoiser, keep: 3);
+        var recorder = new RecordingDenoiser(denoiser, keep: 3);
         new RinSampler(recorder).Generate(settings, requests); // warm-up (kernel choice, arenas, JIT), and step inputs
 
         using var runOptions = new RunOptions();
-        long[] imageShape = [batch, spec.Channels, spec.Resolution, spec.Resolution];
-        long[] latentShape = [batch, spec.LatentCount, spec.LatentDim];
-        var inputs = recorder.Calls.Select(c => new[]
-        {
-            OrtValue.CreateTensorValueFromMemory(c.X, imageShape),
-            OrtValue.CreateTensorValueFromMemory(c.Gamma, [batch]),
-            OrtValue.CreateTensorValueFromMemory(c.ClassIds, [batch]),
-            OrtValue.CreateTensorValueFromMemory(c.LatentsIn, latentShape),
-        }).ToArray();
-        using var predValue = OrtValue.CreateTensorValueFromMemory(new float[batch * spec.PixelsPerImage], imageShape);
-        using var latentsValue = OrtValue.CreateTensorValueFromMemory(new float[batch * spec.LatentsPerImage], latentShape);
+        var inputs = recorder.StepInputs(batch);
+        var (pred, latents) = RecordingDenoiser.Outputs(spec, batch);
+        using var predValue = pred;
+        using var latentsValue = latents;
         OrtValue[] outputs = [predValue, latentsValue];
-        string[] inputNames = ["x", "gamma", "class_id", "latents_in"];
-        string[] outputNames = ["pred", "latents_out"];
+        var (inputNames, outputNames) = (RecordingDenoiser.InputNames, RecordingDenoiser.OutputNames);
 
         var timed = new TimingDenoiser(denoiser);
         var loop = new RinSampler(timed);
@@ -594,25 +586,6 @@ internal sealed class ShadowDenoiser(IDenoiser cpu, IDenoiser device) : IDenoise
         {
             MaxAbsLatents = Math.Max(MaxAbsLatents, Math.Abs((double)deviceLatents[i] - latentsOut[i]));
         }
-    }
-}
-
-/// <summary>Passes calls through and keeps a copy of the first few calls' inputs.</summary>
-internal sealed class FirstCallsDenoiser(IDenoiser inner, int keep) : IDenoiser
-{
-    public List<(float[] X, float[] Gamma, long[] ClassIds, float[] LatentsIn)> Calls { get; } = [];
-
-    public ModelSpec Spec => inner.Spec;
-
-    public void Denoise(
-        int batch, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<long> classIds, ReadOnlySpan<float> latentsIn, Span<float> pred, Span<float> latentsOut)
-    {
-        if (Calls.Count < keep)
-        {
-            Calls.Add((x.ToArray(), gamma.ToArray(), classIds.ToArray(), latentsIn.ToArray()));
-        }
-
-        inner.Denoise(batch, x, gamma, classIds, latentsIn, pred, latentsOut);
     }
 }
 

@@ -49,19 +49,11 @@ static (double BareMs, double DenoiseMs, double GenerationMs, double Overhead) M
     new RinSampler(recorder).Generate(settings, requests);
 
     using var runOptions = new RunOptions();
-    string[] inputNames = ["x", "gamma", "class_id", "latents_in"];
-    string[] outputNames = ["pred", "latents_out"];
-    long[] imageShape = [batch, spec.Channels, spec.Resolution, spec.Resolution];
-    long[] latentShape = [batch, spec.LatentCount, spec.LatentDim];
-    var stepInputs = recorder.Calls.Select(c => new[]
-    {
-        OrtValue.CreateTensorValueFromMemory(c.X, imageShape),
-        OrtValue.CreateTensorValueFromMemory(c.Gamma, [batch]),
-        OrtValue.CreateTensorValueFromMemory(c.ClassIds, [batch]),
-        OrtValue.CreateTensorValueFromMemory(c.LatentsIn, latentShape),
-    }).ToArray();
-    using var predValue = OrtValue.CreateTensorValueFromMemory(new float[batch * spec.PixelsPerImage], imageShape);
-    using var latentsOutValue = OrtValue.CreateTensorValueFromMemory(new float[batch * spec.LatentsPerImage], latentShape);
+    var (inputNames, outputNames) = (RecordingDenoiser.InputNames, RecordingDenoiser.OutputNames);
+    var stepInputs = recorder.StepInputs(batch);
+    var (predOrt, latentsOrt) = RecordingDenoiser.Outputs(spec, batch);
+    using var predValue = predOrt;
+    using var latentsOutValue = latentsOrt;
     OrtValue[] outputs = [predValue, latentsOutValue];
     var pred = new float[batch * spec.PixelsPerImage];
     var latentsOut = new float[batch * spec.LatentsPerImage];
@@ -198,9 +190,15 @@ internal sealed class TimingDenoiser(IDenoiser inner) : IDenoiser
     }
 }
 
-/// <summary>Passes calls through and keeps a copy of every input.</summary>
-internal sealed class RecordingDenoiser(IDenoiser inner) : IDenoiser
+/// <summary>
+/// Passes calls through and keeps a copy of the inputs of the first <c>keep</c> calls (all by default), so that bare
+/// <c>session.Run</c> calls can replay exactly what the sampler's steps sent.
+/// </summary>
+internal sealed class RecordingDenoiser(IDenoiser inner, int keep = int.MaxValue) : IDenoiser
 {
+    public static readonly string[] InputNames = ["x", "gamma", "class_id", "latents_in"];
+    public static readonly string[] OutputNames = ["pred", "latents_out"];
+
     public List<(float[] X, float[] Gamma, long[] ClassIds, float[] LatentsIn)> Calls { get; } = [];
 
     public ModelSpec Spec => inner.Spec;
@@ -208,9 +206,32 @@ internal sealed class RecordingDenoiser(IDenoiser inner) : IDenoiser
     public void Denoise(
         int batch, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<long> classIds, ReadOnlySpan<float> latentsIn, Span<float> pred, Span<float> latentsOut)
     {
-        Calls.Add((x.ToArray(), gamma.ToArray(), classIds.ToArray(), latentsIn.ToArray()));
+        if (Calls.Count < keep)
+        {
+            Calls.Add((x.ToArray(), gamma.ToArray(), classIds.ToArray(), latentsIn.ToArray()));
+        }
+
         inner.Denoise(batch, x, gamma, classIds, latentsIn, pred, latentsOut);
     }
+
+    /// <summary>Each recorded call's inputs as ORT values over the recorded arrays, in <see cref="InputNames"/> order.</summary>
+    public OrtValue[][] StepInputs(int batch)
+    {
+        long[] imageShape = [batch, Spec.Channels, Spec.Resolution, Spec.Resolution];
+        long[] latentShape = [batch, Spec.LatentCount, Spec.LatentDim];
+        return Calls.Select(c => new[]
+        {
+            OrtValue.CreateTensorValueFromMemory(c.X, imageShape),
+            OrtValue.CreateTensorValueFromMemory(c.Gamma, [batch]),
+            OrtValue.CreateTensorValueFromMemory(c.ClassIds, [batch]),
+            OrtValue.CreateTensorValueFromMemory(c.LatentsIn, latentShape),
+        }).ToArray();
+    }
+
+    /// <summary>Output buffers for one call, in <see cref="OutputNames"/> order.</summary>
+    public static (OrtValue Pred, OrtValue Latents) Outputs(ModelSpec spec, int batch) => (
+        OrtValue.CreateTensorValueFromMemory(new float[batch * spec.PixelsPerImage], [batch, spec.Channels, spec.Resolution, spec.Resolution]),
+        OrtValue.CreateTensorValueFromMemory(new float[batch * spec.LatentsPerImage], [batch, spec.LatentCount, spec.LatentDim]));
 }
 
 /// <summary>Command line of the benchmark.</summary>
