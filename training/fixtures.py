@@ -40,6 +40,8 @@ TRAJECTORIES = [  # model, sampler, schedule, steps, guidance
     ("tiny-x.onnx", "ddim", "cosine@0.2,1,1", 5, 0.0),
     ("tiny-v.onnx", "ddpm", "cosine", 5, 0.0),
     (OVERLAP, "ddim", "cosine", 5, 1.0),
+    ("tiny.onnx", "dpmpp_2m", "cosine", 6, 1.5),
+    ("tiny-x.onnx", "dpmpp_2m", "linear", 5, 0.0),
 ]
 
 

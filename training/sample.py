@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     ap.add_argument("--class", dest="cls", type=int, default=0)
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--sampler", default="ddim", choices=["ddim", "ddpm", "ddpm_small"])
+    ap.add_argument("--sampler", default="ddim", choices=["ddim", "ddpm", "ddpm_small", "dpmpp_2m"])
     ap.add_argument("--schedule", default="cosine")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="samples.png")

@@ -337,9 +337,9 @@ internal static class CudaProof
         var (cpuSession, spec) = Open(path, cpuOptions);
         using var cpu = new OnnxDenoiser(cpuSession, spec);
         using var device = new OnnxDenoiser(Open(path, deviceOptions).Session, spec);
-        var settings = new SamplerSettings(steps, SamplerKind.Ddim, "cosine", spec.SupportsGuidance ? spec.DefaultGuidance : 0f);
+        var settings = new SamplerSettings(steps, "ddim", "cosine", spec.SupportsGuidance ? spec.DefaultGuidance : 0f);
         ImageRequest[] images = [new(7 % spec.NumClasses, 3), new(1 % spec.NumClasses, 11)];
-        var schedule = SamplerChecks.Validate(settings, images, spec);
+        var (_, schedule) = SamplerChecks.Validate(settings, spec);
         var perImage = spec.PixelsPerImage;
         var xt = new float[images.Length * perImage];
         for (var b = 0; b < images.Length; b++)
@@ -358,7 +358,8 @@ internal static class CudaProof
         };
         new RinSampler(shadow).Sample(settings, images, new float[xt.Length], (i, x, x0) =>
         {
-            var k = StepCoefficients.At(i, schedule, settings, spec);
+            var times = StepTimes.At(schedule, i, settings.Steps);
+            var k = Denoising.At(times.Gamma, settings.Guidance, spec);
             var deviceX0 = new float[xt.Length];
             var cpuX0 = new float[xt.Length];
             for (var b = 0; b < images.Length; b++)
@@ -366,8 +367,8 @@ internal static class CudaProof
                 var image = new Range(b * perImage, (b + 1) * perImage);
                 var uncond = new Range((images.Length + b) * perImage, (images.Length + b + 1) * perImage);
                 // Update moves x in place: each call gets its own copy of x_t.
-                StepKernels.Update(k, xt.AsSpan(image).ToArray(), shadow.DevicePred.AsSpan(image), k.Guided ? shadow.DevicePred.AsSpan(uncond) : default, default, deviceX0.AsSpan(image));
-                StepKernels.Update(k, xt.AsSpan(image).ToArray(), shadow.CpuPred.AsSpan(image), k.Guided ? shadow.CpuPred.AsSpan(uncond) : default, default, cpuX0.AsSpan(image));
+                Ddim.Instance.Step(times, k, new RowStep(xt.AsSpan(image).ToArray(), shadow.DevicePred.AsSpan(image), k.Guided ? shadow.DevicePred.AsSpan(uncond) : default, default, default, deviceX0.AsSpan(image)));
+                Ddim.Instance.Step(times, k, new RowStep(xt.AsSpan(image).ToArray(), shadow.CpuPred.AsSpan(image), k.Guided ? shadow.CpuPred.AsSpan(uncond) : default, default, default, cpuX0.AsSpan(image)));
             }
 
             // The same arithmetic on the CPU's own prediction must give the sampler's x̂0 exactly: checks the method.
@@ -405,7 +406,7 @@ internal static class CudaProof
     private static TimingReport Time(string variant, IDenoiser denoiser, InferenceSession session, int batch, int steps, int rounds)
     {
         var spec = denoiser.Spec;
-        var settings = new SamplerSettings(steps, SamplerKind.Ddim, "cosine", 0f);
+        var settings = new SamplerSettings(steps, "ddim", "cosine", 0f);
         var requests = Enumerable.Range(0, batch).Select(i => new ImageRequest(i % spec.NumClasses, (ulong)i)).ToArray();
         var recorder = new RecordingDenoiser(denoiser, keep: 3);
         new RinSampler(recorder).Generate(settings, requests); // warm-up (kernel choice, arenas, JIT), and step inputs

@@ -13,6 +13,13 @@ if (args is ["--kernels", var elementsText])
     return;
 }
 
+// Issue 24: time per image of each sampler at each step count, the models' own default guidance, batch 1.
+if (args is ["--sampler-times", .. var timeArgs])
+{
+    SamplerTimes.Run(timeArgs);
+    return;
+}
+
 // Issue 27: the CUDA path on a GPU host (bench/cuda/README.md).
 if (args is ["--cuda-proof", .. var proofArgs])
 {
@@ -36,7 +43,7 @@ foreach (var path in options.Models)
     }
 }
 
-static (double BareMs, double DenoiseMs, double GenerationMs, double Overhead) Measure(LoadedModel model, BenchArguments options, SamplerKind sampler)
+static (double BareMs, double DenoiseMs, double GenerationMs, double Overhead) Measure(LoadedModel model, BenchArguments options, string sampler)
 {
     var spec = model.Spec;
     var batch = options.Batch;
@@ -114,21 +121,23 @@ static void KernelTimes(int elements)
     var netIn = new float[elements];
     var z = new float[elements];
     var x0 = new float[elements];
-    var k = new StepCoefficients(Prediction.Eps, 0.6f, 0.8f, 1f, false, 1f, 0f, false, 0.7f, 0.71f, 0.1f, 0.9f, 0.3f);
-    var kd = k with { Stochastic = true };
+    var history = new float[elements];
+    var k = new Denoising(Prediction.Eps, 0.6f, 0.8f, 1f, false, 1f, 0f);
+    var at = new StepTimes(3, 20, 0.36, 0.49, 0.25);
     var cases = new (string Name, Action Run)[]
     {
         ("statistics", () => StepKernels.Statistics(x)),
         ("normalize (divide into network input)", () => RinSampler.NetworkInput(x, netIn, true, (1, elements))),
         ("copy (what a denoiser does with its input)", () => x.AsSpan().CopyTo(netIn)),
-        ("update DDIM", () => StepKernels.Update(k, x, pred, default, default, default)),
-        ("update DDPM", () => StepKernels.Update(kd, x, pred, default, z, default)),
+        ("update DDIM", () => Ddim.Instance.Step(at, k, new RowStep(x, pred, default, default, default, default))),
+        ("update DDPM", () => Ddpm.LargeVariance.Step(at, k, new RowStep(x, pred, default, z, default, default))),
+        ("update DPM-Solver++(2M)", () => DpmSolver2M.Instance.Step(at, k, new RowStep(x, pred, default, default, history, default))),
         ("noise (Philox + Box-Muller)", () => PhiloxNoise.Instance.Fill(1, 3, z)),
     };
     // The whole loop with a network that costs nothing: the sampler's own per-step time.
     var spec = new ModelSpec("null", (int)Math.Sqrt(elements), 1, 10, [.. Enumerable.Range(0, 10).Select(i => i.ToString(CultureInfo.InvariantCulture))], 10, Prediction.Eps, 1f, true, 32, 192);
     var nullLoop = new RinSampler(new NullDenoiser(spec));
-    foreach (var sampler in new[] { SamplerKind.Ddim, SamplerKind.Ddpm })
+    foreach (var sampler in new[] { "ddim", "ddpm", "dpmpp-2m" })
     {
         var settings = new SamplerSettings(20, sampler, "cosine", 0f);
         cases = [.. cases, ($"whole loop, {sampler}, per step (network does nothing)", () => nullLoop.Generate(settings, [new ImageRequest(1, 1)]))];
@@ -235,13 +244,13 @@ internal sealed class RecordingDenoiser(IDenoiser inner, int keep = int.MaxValue
 }
 
 /// <summary>Command line of the benchmark.</summary>
-internal sealed record BenchArguments(string[] Models, int Steps, int Batch, int Rounds, int Threads, SamplerKind[] Samplers)
+internal sealed record BenchArguments(string[] Models, int Steps, int Batch, int Rounds, int Threads, string[] Samplers)
 {
     public static BenchArguments Parse(string[] args)
     {
         var models = new List<string>();
         int steps = 20, batch = 1, rounds = 7, threads = 0;
-        var samplers = new[] { SamplerKind.Ddim, SamplerKind.Ddpm };
+        string[] samplers = ["ddim", "ddpm", "dpmpp-2m"];
         for (var i = 0; i + 1 < args.Length; i += 2)
         {
             var value = args[i + 1];

@@ -5,13 +5,15 @@ namespace RinServe.Cli;
 
 /// <summary>The command line, parsed and checked; every error says which flag and what is allowed.</summary>
 /// <param name="Guidance">--guidance; null when not given, so the model's default guidance applies.</param>
+/// <param name="Steps">--steps; null when not given (<see cref="SamplingDefaults.Resolve"/> picks them with the model).</param>
+/// <param name="Sampler">--sampler by its canonical name; null when not given (the model's default sampler).</param>
 internal sealed record CliArguments(
     string Model,
     string Class,
-    int Steps,
+    int? Steps,
     long Seed,
     string Out,
-    SamplerKind Sampler,
+    string? Sampler,
     string Schedule,
     float? Guidance,
     int Count,
@@ -20,13 +22,14 @@ internal sealed record CliArguments(
 {
     public const string Usage = """
         usage: rinserve --model FILE.onnx --class ID|NAME|CHARACTER|U+XXXX|all --out FILE.png [options]
-          --steps N          sampling steps (default 50)
+          --steps N          sampling steps, 1..1000 (default: the model's rin.default_steps with its default
+                             sampler, else 50)
           --seed S           seed, 0..9223372036854775807 (default 0); image i uses S+i
-          --sampler NAME     ddim | ddpm | ddpm-small (default ddim)
+          --sampler NAME     ddim | ddpm | ddpm-small | dpmpp-2m (default: the model's rin.default_sampler, else ddim)
           --schedule TEXT    cosine | linear | cosine@s,e,tau | sigmoid@s,e,tau (default cosine)
-          --guidance W       classifier-free guidance weight >= 0 (default: the model's rin.default_guidance,
+          --guidance W       classifier-free guidance weight, 0..20 (default: the model's rin.default_guidance,
                              else 0 = unguided; > 0 needs rin.null_class)
-          --n COUNT          images per class (default 1); files get -i (and -c<class>) suffixes
+          --n COUNT          images per class, 1..256 (default 1); files get -i (and -c<class>) suffixes
           --provider NAME    cpu | cuda | auto (default cpu)
           --threads N        ONNX Runtime intra-op threads (default 0 = ORT default)
         """;
@@ -67,10 +70,17 @@ internal sealed record CliArguments(
 
         string Get(string key, string fallback) => values.TryGetValue(key, out var v) ? v : fallback;
 
-        if (!int.TryParse(Get("--steps", "50"), NumberStyles.None, CultureInfo.InvariantCulture, out var steps) || steps < 1 || steps > 10_000)
+        int? steps = null;
+        if (values.TryGetValue("--steps", out var stepsText))
         {
-            error = $"--steps must be an integer in 1..10000, got '{Get("--steps", "")}'";
-            return false;
+            if (!int.TryParse(stepsText, NumberStyles.None, CultureInfo.InvariantCulture, out var parsedSteps)
+                || parsedSteps < 1 || parsedSteps > SamplingDefaults.MaxSteps)
+            {
+                error = $"--steps must be an integer in 1..{SamplingDefaults.MaxSteps}, got '{stepsText}'";
+                return false;
+            }
+
+            steps = parsedSteps;
         }
 
         if (!long.TryParse(Get("--seed", "0"), NumberStyles.None, CultureInfo.InvariantCulture, out var seed))
@@ -79,13 +89,19 @@ internal sealed record CliArguments(
             return false;
         }
 
-        if (!SamplerNames.TryParse(Get("--sampler", "ddim"), out var sampler))
+        string? sampler = null;
+        if (values.TryGetValue("--sampler", out var samplerText))
         {
-            error = $"--sampler must be ddim, ddpm or ddpm-small, got '{Get("--sampler", "")}'";
-            return false;
+            if (!Samplers.TryGet(samplerText, out var parsedSampler))
+            {
+                error = $"--sampler must be one of {string.Join(", ", Samplers.Names)}, got '{samplerText}'";
+                return false;
+            }
+
+            sampler = parsedSampler.Name;
         }
 
-        var schedule = Get("--schedule", "cosine");
+        var schedule = Get("--schedule", SamplingDefaults.Schedule);
         if (!Schedules.TryParse(schedule, out _, out var scheduleError))
         {
             error = $"--schedule: {scheduleError}";
@@ -96,18 +112,18 @@ internal sealed record CliArguments(
         if (values.TryGetValue("--guidance", out var guidanceText))
         {
             if (!float.TryParse(guidanceText, NumberStyles.Float, CultureInfo.InvariantCulture, out var weight)
-                || !float.IsFinite(weight) || weight < 0)
+                || !float.IsFinite(weight) || weight < 0 || weight > SamplingDefaults.MaxGuidance)
             {
-                error = $"--guidance must be a number >= 0, got '{guidanceText}'";
+                error = $"--guidance must be a number from 0 to {SamplingDefaults.MaxGuidance}, got '{guidanceText}'";
                 return false;
             }
 
             guidance = weight;
         }
 
-        if (!int.TryParse(Get("--n", "1"), NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 1 || count > 256)
+        if (!int.TryParse(Get("--n", "1"), NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 1 || count > SamplingDefaults.MaxImages)
         {
-            error = $"--n must be an integer in 1..256, got '{Get("--n", "")}'";
+            error = $"--n must be an integer in 1..{SamplingDefaults.MaxImages}, got '{Get("--n", "")}'";
             return false;
         }
 

@@ -68,8 +68,15 @@ using (model)
         return 2;
     }
 
+    var (samplerName, steps) = SamplingDefaults.Resolve(spec, cli.Sampler, cli.Steps);
+    if (!Schedules.TryCheckSteps(Schedules.Parse(cli.Schedule), steps, out var stepsError))
+    {
+        Console.Error.WriteLine($"error: --schedule: {stepsError}");
+        return 2;
+    }
+
     var requests = classes.SelectMany(c => Enumerable.Range(0, cli.Count).Select(i => new ImageRequest(c, (ulong)(cli.Seed + i)))).ToArray();
-    var settings = new SamplerSettings(cli.Steps, cli.Sampler, cli.Schedule, guidance);
+    var settings = new SamplerSettings(steps, samplerName, cli.Schedule, guidance);
     var stopwatch = Stopwatch.StartNew();
     var images = new RinSampler(model.Denoiser).Generate(settings, requests, p => ProgressBar.Draw(p, stopwatch.Elapsed));
     Console.Error.WriteLine();
@@ -80,13 +87,13 @@ using (model)
         var suffix = (classes.Length > 1 ? $"-c{requests[k].ClassId}" : string.Empty) + (cli.Count > 1 ? $"-{k % cli.Count}" : string.Empty);
         var file = stem + suffix + ".png";
         // The service's encoder: the PNG carries the same tEXt metadata (seed, model, steps, ...) as one from the API.
-        var job = new JobSpec(spec.Name, cli.Steps, cli.Sampler, cli.Schedule, guidance, requests[k].ClassId, (ulong)cli.Seed, cli.Count, "png", null);
+        var job = new JobSpec(spec.Name, steps, samplerName, cli.Schedule, guidance, requests[k].ClassId, (ulong)cli.Seed, cli.Count, "png", null);
         File.WriteAllBytes(file, ImageEncoder.Encode(images[k], "png", job, k % cli.Count, spec.ClassNames));
         Console.WriteLine($"{file}  class {requests[k].ClassId} ({spec.ClassNames[(int)requests[k].ClassId]}), seed {requests[k].Seed}");
     }
 
     Console.Error.WriteLine(
-        $"{images.Count} image(s), {cli.Steps} steps, {cli.Sampler}, {cli.Schedule}, guidance {guidance} on {model.ExecutionProvider} in {stopwatch.Elapsed.TotalSeconds:F1} s");
+        $"{images.Count} image(s), {steps} steps, {samplerName}, {cli.Schedule}, guidance {guidance} on {model.ExecutionProvider} in {stopwatch.Elapsed.TotalSeconds:F1} s");
 }
 
 return 0;

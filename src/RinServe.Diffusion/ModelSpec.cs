@@ -28,6 +28,8 @@ public enum ClassLookup
 /// <param name="Family">
 /// The family the model belongs to (<c>rin.family</c>); null: <paramref name="Name"/> up to its first '-' ("glyph-768": "glyph").
 /// </param>
+/// <param name="DefaultSampler">The sampler its trainer's judge chose (<c>rin.default_sampler</c>); null: <see cref="SamplingDefaults.Sampler"/>.</param>
+/// <param name="DefaultSteps">The steps its trainer's judge chose with that sampler (<c>rin.default_steps</c>); null: the service's default.</param>
 public sealed record ModelSpec(
     string Name,
     int Resolution,
@@ -41,7 +43,9 @@ public sealed record ModelSpec(
     int LatentCount,
     int LatentDim,
     float DefaultGuidance = 0,
-    string? Family = null)
+    string? Family = null,
+    string? DefaultSampler = null,
+    int? DefaultSteps = null)
 {
     /// <summary>The model's family: <c>rin.family</c>, else <see cref="Name"/> up to its first '-'. <c>model=</c> accepts it with <c>res</c>.</summary>
     public string Family { get; init; } = Family ?? FamilyOf(Name);

@@ -3,42 +3,43 @@ using System.Runtime.ExceptionServices;
 namespace RinServe.Diffusion;
 
 /// <summary>
-/// Draws a DDPM step's z on a pool thread while the network runs: z depends on the seeds and the step
-/// alone, and at high resolution drawing it costs as much as a small network call. Whoever gets to the
-/// fill first does it, the pool thread or the sampler at <see cref="Wait"/>, so a busy machine whose pool
-/// thread starts late costs nothing. One instance per sampling call, reused every step: no per-step allocation.
+/// Draws the step noise z of a step's stochastic rows on a pool thread while the network runs: z depends on a row's seed
+/// and step alone, and at high resolution drawing it costs as much as a small network call. Whoever gets to the fill
+/// first does it, the pool thread or the stepper at <see cref="Wait"/>, so a busy machine whose pool thread starts late
+/// costs nothing. One instance per <see cref="RowStepper"/>, reused every step: no per-step allocation.
 /// </summary>
-internal sealed class NoiseAhead : IThreadPoolWorkItem, IDisposable
+internal sealed class NoiseAhead(INoiseSource noise) : IThreadPoolWorkItem, IDisposable
 {
     private const int Idle = 0;
     private const int Queued = 1;
     private const int Claimed = 2;
     private const int Closed = 3;
 
-    private readonly INoiseSource _noise;
-    private readonly IReadOnlyList<ImageRequest> _images;
-    private readonly float[] _destination;
-    private readonly int _perImage;
+    private readonly List<SampleRow> _rows = [];
     private readonly ManualResetEventSlim _done = new(initialState: true);
     private int _state = Idle;
-    private int _step;
     private Exception? _error;
 
-    public NoiseAhead(INoiseSource noise, IReadOnlyList<ImageRequest> images, float[] destination, int perImage)
-    {
-        _noise = noise;
-        _images = images;
-        _destination = destination;
-        _perImage = perImage;
-    }
-
-    /// <summary>Offers the fill of z for <paramref name="step"/> to the pool; the buffer must not be read until <see cref="Wait"/>.</summary>
-    public void Start(int step)
+    /// <summary>Offers the fill of z for the stochastic rows (each at its own step) to the pool; their z must not be read until <see cref="Wait"/>.</summary>
+    public void Start(IReadOnlyList<SampleRow> rows)
     {
         _done.Wait();
-        _done.Reset();
-        _step = step;
+        _rows.Clear();
+        for (var b = 0; b < rows.Count; b++) // not foreach: an interface enumerator would allocate every step
+        {
+            if (rows[b].SamplerUnit.Stochastic)
+            {
+                _rows.Add(rows[b]);
+            }
+        }
+
         _error = null;
+        if (_rows.Count == 0)
+        {
+            return;
+        }
+
+        _done.Reset();
         Volatile.Write(ref _state, Queued);
         ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
     }
@@ -46,21 +47,27 @@ internal sealed class NoiseAhead : IThreadPoolWorkItem, IDisposable
     /// <summary>Returns once z is filled: fills it here if the pool thread has not started; rethrows a fill's error.</summary>
     public void Wait()
     {
-        if (Interlocked.CompareExchange(ref _state, Claimed, Queued) == Queued)
-        {
-            Fill();
-        }
-
-        _done.Wait();
+        WaitQuietly();
         if (_error is { } error)
         {
             ExceptionDispatchInfo.Capture(error).Throw();
         }
     }
 
+    /// <summary>As <see cref="Wait"/>, keeping a fill's error to itself (another error is already on its way).</summary>
+    public void WaitQuietly()
+    {
+        if (Interlocked.CompareExchange(ref _state, Claimed, Queued) == Queued)
+        {
+            Fill();
+        }
+
+        _done.Wait();
+    }
+
     public void Execute()
     {
-        // A late work item finds the fill claimed (or the sampler gone) and does nothing.
+        // A late work item finds the fill claimed (or the stepper gone) and does nothing.
         if (Interlocked.CompareExchange(ref _state, Claimed, Queued) == Queued)
         {
             Fill();
@@ -71,9 +78,9 @@ internal sealed class NoiseAhead : IThreadPoolWorkItem, IDisposable
     {
         try
         {
-            for (var b = 0; b < _images.Count; b++)
+            foreach (var row in _rows) // List<T>'s struct enumerator: no allocation
             {
-                _noise.Fill(_images[b].Seed, _step, _destination.AsSpan(b * _perImage, _perImage));
+                noise.Fill(row.Image.Seed, row.StepsDone, row.Z);
             }
         }
         catch (Exception e)
@@ -87,7 +94,7 @@ internal sealed class NoiseAhead : IThreadPoolWorkItem, IDisposable
         }
     }
 
-    /// <summary>Stops late work items and waits for a fill in progress, so the buffer can go back to its pool.</summary>
+    /// <summary>Stops late work items and waits for a fill in progress, so the rows' memory can go back to its pool.</summary>
     public void Dispose()
     {
         while (true)
@@ -113,5 +120,6 @@ internal sealed class NoiseAhead : IThreadPoolWorkItem, IDisposable
         // A fill may have marked itself idle and not yet signalled. The event itself is not disposed:
         // it never creates a kernel handle (nothing reads WaitHandle), and a late Set must not find it disposed.
         _done.Wait();
+        _rows.Clear();
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
@@ -34,6 +33,20 @@ public sealed class RinSampler
     public ModelSpec Spec => _denoiser.Spec;
 
     /// <summary>
+    /// A row for one image, ready for its first step (x_T drawn from its seed). The settings and class are checked against
+    /// the model first (<see cref="ArgumentException"/> naming the mistake). The caller owns the row: dispose it when done.
+    /// </summary>
+    public SampleRow CreateRow(ImageRequest image, SamplerSettings settings)
+    {
+        var (sampler, schedule) = SamplerChecks.Validate(settings, Spec);
+        SamplerChecks.ValidateImage(image, Spec);
+        return new SampleRow(image, settings, sampler, schedule, Spec, _noise);
+    }
+
+    /// <summary>A stepper for one sampling loop over rows of this model (see <see cref="RowStepper"/>).</summary>
+    public RowStepper CreateStepper() => new(_denoiser, _noise);
+
+    /// <summary>
     /// Generates one image per request, all in one batch. Cancellation is checked before each step
     /// (throws <see cref="OperationCanceledException"/>); <paramref name="onStep"/> runs after each step.
     /// </summary>
@@ -55,36 +68,14 @@ public sealed class RinSampler
         IPreviewSink? previews,
         CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(images);
-        var spec = _denoiser.Spec;
-        var perImage = spec.PixelsPerImage;
-        var x0 = ArrayPool<float>.Shared.Rent(images.Count * perImage);
+        var rows = Run(settings, images, keepX0: false, observer: null, onStep, previews, cancellationToken);
         try
         {
-            var finalX0 = x0.AsSpan(0, images.Count * perImage);
-            Sample(settings, images, finalX0, observer: null, onStep, cancellationToken, previews);
-            for (var b = 0; b < images.Count; b++)
-            {
-                // A NaN would quietly become a black pixel; an image made of one is no image.
-                if (float.IsNaN(TensorPrimitives.Sum(finalX0.Slice(b * perImage, perImage))))
-                {
-                    throw new SamplingFailedException(
-                        $"the sampler produced NaN in image {b} of the batch (schedule '{settings.Schedule}', {settings.Steps} steps, sampler {settings.Sampler}); no image was made");
-                }
-            }
-
-            ImageOutput.ToUnitRange(finalX0, spec.InputScale, finalX0);
-            var result = new GeneratedImage[images.Count];
-            for (var b = 0; b < images.Count; b++)
-            {
-                result[b] = ImageOutput.ToImage(finalX0.Slice(b * perImage, perImage), spec);
-            }
-
-            return result;
+            return rows.Select(row => row.ToImage()).ToArray();
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(x0);
+            DisposeAll(rows);
         }
     }
 
@@ -92,7 +83,6 @@ public sealed class RinSampler
     internal delegate void StepObserver(int step, ReadOnlySpan<float> x, ReadOnlySpan<float> x0);
 
     /// <summary>Runs the loop and writes the last clipped x̂0 ([B, C, H, W]) to <paramref name="finalX0"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs once per request: tier-0 code would stay for the whole call
     internal void Sample(
         SamplerSettings settings,
         IReadOnlyList<ImageRequest> images,
@@ -102,98 +92,93 @@ public sealed class RinSampler
         CancellationToken cancellationToken,
         IPreviewSink? previews = null)
     {
-        var spec = _denoiser.Spec;
-        var schedule = SamplerChecks.Validate(settings, images, spec);
-        if (finalX0.Length != images.Count * spec.PixelsPerImage)
+        var perImage = Spec.PixelsPerImage;
+        ArgumentNullException.ThrowIfNull(images);
+        if (finalX0.Length != images.Count * perImage)
         {
-            throw new ArgumentException($"finalX0 must hold {images.Count * spec.PixelsPerImage} values", nameof(finalX0));
+            throw new ArgumentException($"finalX0 must hold {images.Count * perImage} values", nameof(finalX0));
         }
 
-        using var buffers = new SamplerBuffers(images.Count, settings.Guidance > 0, spec);
-        StartFromNoise(images, buffers, spec);
-        var stochastic = settings.Sampler != SamplerKind.Ddim;
-        using var noiseAhead = stochastic ? new NoiseAhead(_noise, images, buffers.StepNoise, spec.PixelsPerImage) : null;
-        for (var i = 0; i < settings.Steps; i++)
+        var x = observer is null ? [] : new float[images.Count * perImage];
+        var x0 = observer is null ? [] : new float[images.Count * perImage];
+        Action<IReadOnlyList<SampleRow>, int>? watch = observer is null ? null : (rows, step) =>
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var coefficients = StepCoefficients.At(i, schedule, settings, spec);
-            Normalize(buffers, firstStep: i == 0, spec.NormalizeInput);
-            buffers.Gammas.Fill(coefficients.Gamma);
-            noiseAhead?.Start(i);
-            _denoiser.Denoise(buffers.NetBatch, buffers.NetIn, buffers.Gammas, buffers.Classes, buffers.LatentsIn, buffers.NetPred, buffers.LatentsOut);
-            buffers.SwapLatents();
-            noiseAhead?.Wait();
+            for (var b = 0; b < rows.Count; b++)
+            {
+                rows[b].X.CopyTo(x.AsSpan(b * perImage, perImage));
+                rows[b].X0.CopyTo(x0.AsSpan(b * perImage, perImage));
+            }
 
-            // x̂0 is only read after the last step (and by an observer, or for a preview that was asked for).
-            Update(buffers, coefficients, i + 1, finalX0, readX0: observer is not null || i == settings.Steps - 1, previews, spec);
-            observer?.Invoke(i, buffers.X, finalX0);
-            onStep?.Invoke(new StepProgress(i + 1, settings.Steps));
+            observer(step, x, x0);
+        };
+        var done = Run(settings, images, keepX0: observer is not null, watch, onStep, previews, cancellationToken);
+        try
+        {
+            for (var b = 0; b < done.Length; b++)
+            {
+                done[b].X0.CopyTo(finalX0.Slice(b * perImage, perImage));
+            }
+        }
+        finally
+        {
+            DisposeAll(done);
         }
     }
 
-    /// <summary>x_T: each image's seeded noise; the class of each row of the network's batch (the null class for the guidance half).</summary>
-    private void StartFromNoise(IReadOnlyList<ImageRequest> images, SamplerBuffers buffers, ModelSpec spec)
+    /// <summary>All images as rows of one loop, every row at the same step; returns the finished rows (the caller disposes them).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs once per request: tier-0 code would stay for the whole call
+    private SampleRow[] Run(
+        SamplerSettings settings,
+        IReadOnlyList<ImageRequest> images,
+        bool keepX0,
+        Action<IReadOnlyList<SampleRow>, int>? observer,
+        Action<StepProgress>? onStep,
+        IPreviewSink? previews,
+        CancellationToken cancellationToken)
     {
-        var classes = buffers.Classes;
-        for (var b = 0; b < buffers.Batch; b++)
+        ArgumentNullException.ThrowIfNull(images);
+        var (sampler, schedule) = SamplerChecks.Validate(settings, Spec);
+        if (images.Count == 0)
         {
-            _noise.Fill(images[b].Seed, INoiseSource.InitialStep, buffers.Image(buffers.X, b));
-            classes[b] = images[b].ClassId;
-            if (buffers.Guided)
+            throw new ArgumentException("at least one image is needed", nameof(images));
+        }
+
+        foreach (var image in images)
+        {
+            SamplerChecks.ValidateImage(image, Spec);
+        }
+
+        var rows = new SampleRow[images.Count];
+        try
+        {
+            for (var b = 0; b < rows.Length; b++)
             {
-                classes[buffers.Batch + b] = spec.NullClass!.Value;
+                rows[b] = new SampleRow(images[b], settings, sampler, schedule, Spec, _noise) { KeepX0 = keepX0 };
             }
+
+            using var stepper = CreateStepper();
+            for (var i = 0; i < settings.Steps; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                stepper.Step(rows, previews);
+                observer?.Invoke(rows, i);
+                onStep?.Invoke(new StepProgress(i + 1, settings.Steps));
+            }
+
+            return rows;
+        }
+        catch
+        {
+            DisposeAll(rows);
+            throw;
         }
     }
 
-    /// <summary>The network's copy of x_t, variance-normalized per image (only that copy: contract, "Sampling"), twice with guidance.</summary>
-    private static void Normalize(SamplerBuffers buffers, bool firstStep, bool normalize)
+    private static void DisposeAll(SampleRow?[] rows)
     {
-        var x = buffers.X;
-        var netIn = buffers.NetIn;
-        var statistics = buffers.Statistics;
-        for (var b = 0; b < buffers.Batch; b++)
+        foreach (var row in rows)
         {
-            var image = buffers.Image(x, b);
-            if (firstStep)
-            {
-                statistics[b] = StepKernels.Statistics(image);
-            }
-
-            NetworkInput(image, buffers.Image(netIn, b), normalize, statistics[b]);
-        }
-
-        if (buffers.Guided)
-        {
-            netIn[..(buffers.Batch * buffers.PerImage)].CopyTo(netIn[(buffers.Batch * buffers.PerImage)..]);
-        }
-    }
-
-    /// <summary>
-    /// The update of every image from the network's prediction (guidance mix, x̂0, clip, DDIM or DDPM step),
-    /// keeping Σx, Σx² for the next normalization; x̂0 is written where it is read, and previews taken.
-    /// </summary>
-    private static void Update(
-        SamplerBuffers buffers, in StepCoefficients coefficients, int step, Span<float> x0, bool readX0, IPreviewSink? previews, ModelSpec spec)
-    {
-        var x = buffers.X;
-        var pred = buffers.NetPred;
-        var noise = buffers.Noise;
-        for (var b = 0; b < buffers.Batch; b++)
-        {
-            var preview = previews is not null && previews.Wants(step, b);
-            var imageX0 = readX0 || preview ? buffers.Image(x0, b) : Span<float>.Empty;
-            buffers.Statistics[b] = StepKernels.Update(
-                coefficients,
-                buffers.Image(x, b),
-                buffers.Image(pred, b),
-                coefficients.Guided ? buffers.Image(pred, buffers.Batch + b) : ReadOnlySpan<float>.Empty,
-                coefficients.Stochastic ? buffers.Image(noise, b) : Span<float>.Empty,
-                imageX0);
-            if (preview)
-            {
-                previews!.Take(step, b, X0Preview.Downsample(imageX0, spec));
-            }
+            row?.Dispose();
         }
     }
 

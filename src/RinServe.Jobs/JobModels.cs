@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 using RinServe.Diffusion;
 
@@ -16,7 +17,7 @@ public enum JobState { Queued, Running, Succeeded, Failed, Canceled }
 public sealed record JobSpec(
     string Model,
     int Steps,
-    SamplerKind Sampler,
+    [property: JsonConverter(typeof(SamplerNameJsonConverter))] string Sampler,
     string Schedule,
     float Guidance,
     long ClassId,
@@ -101,4 +102,31 @@ public sealed class QueueUnavailableException(string message, TimeSpan retryAfte
     : Exception(message, inner)
 {
     public TimeSpan RetryAfter { get; } = retryAfter;
+}
+
+/// <summary>
+/// A job's sampler as its canonical name (<see cref="Samplers"/>). Reads the numbers that jobs queued before samplers had
+/// names were stored with (0 ddim, 1 ddpm, 2 ddpm-small), so a queue that outlives an upgrade loses nothing.
+/// </summary>
+public sealed class SamplerNameJsonConverter : JsonConverter<string>
+{
+    private static readonly string[] Legacy = ["ddim", "ddpm", "ddpm-small"];
+
+    public override string Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var number) && number >= 0 && number < Legacy.Length)
+        {
+            return Legacy[number];
+        }
+
+        var text = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+        if (text is null)
+        {
+            throw new JsonException($"a sampler must be a name ({string.Join(", ", Samplers.Names)})");
+        }
+
+        return Samplers.TryGet(text, out var sampler) ? sampler.Name : text;
+    }
+
+    public override void Write(Utf8JsonWriter writer, string value, JsonSerializerOptions options) => writer.WriteStringValue(value);
 }

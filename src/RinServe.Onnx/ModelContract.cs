@@ -21,6 +21,8 @@ internal static class ModelContract
     public const string NullClass = "rin.null_class";
     public const string DefaultGuidance = "rin.default_guidance";
     public const string Family = "rin.family";
+    public const string DefaultSampler = "rin.default_sampler";
+    public const string DefaultSteps = "rin.default_steps";
     public const string PredictionKey = "rin.prediction";
     public const string InputScale = "rin.input_scale";
     public const string NormalizeInput = "rin.normalize_input";
@@ -131,9 +133,29 @@ internal static class ModelContract
             }
         }
 
+        string? defaultSampler = null;
+        if (metadata.TryGetValue(DefaultSampler, out var samplerText))
+        {
+            if (!Samplers.TryGet(samplerText, out var sampler))
+            {
+                throw new ModelContractException(path, DefaultSampler, $"'{UserText.Shorten(samplerText)}' is not one of {string.Join(", ", Samplers.Names)}");
+            }
+            defaultSampler = sampler.Name;
+        }
+
+        int? defaultSteps = null;
+        if (metadata.TryGetValue(DefaultSteps, out var stepsText))
+        {
+            if (!int.TryParse(stepsText.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var steps) || steps < 1 || steps > SamplingDefaults.MaxSteps)
+            {
+                throw new ModelContractException(path, DefaultSteps, $"'{UserText.Shorten(stepsText)}' is not an integer from 1 to {SamplingDefaults.MaxSteps}");
+            }
+            defaultSteps = steps;
+        }
+
         var spec = new ModelSpec(
             metadata[Name].Trim(), resolution, channels, numClasses, classNames, nullClass, prediction, inputScale, normalize, latentCount, latentDim,
-            defaultGuidance, family);
+            defaultGuidance, family, defaultSampler, defaultSteps);
         return (spec, trained);
     }
 

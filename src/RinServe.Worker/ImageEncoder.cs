@@ -44,7 +44,7 @@ public static class ImageEncoder
                 ("seed", unchecked(spec.Seed + (ulong)index).ToString(CultureInfo.InvariantCulture)),
                 ("model", spec.Model),
                 ("steps", spec.Steps.ToString(CultureInfo.InvariantCulture)),
-                ("sampler", SamplerNames.Name(spec.Sampler)),
+                ("sampler", spec.Sampler),
                 ("schedule", spec.Schedule),
                 ("guidance", spec.Guidance.ToString(CultureInfo.InvariantCulture)),
                 ("class", $"{spec.ClassId} {className}".Trim()),

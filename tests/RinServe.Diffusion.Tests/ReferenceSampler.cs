@@ -18,6 +18,7 @@ internal static class ReferenceSampler
         var guided = settings.Guidance > 0;
         var latents = new float[(guided ? 2 : 1) * spec.LatentsPerImage];
         var x0 = new float[n];
+        var previousX0 = new float[n];
         var b = spec.InputScale;
         for (var i = 0; i < settings.Steps; i++)
         {
@@ -73,7 +74,34 @@ internal static class ReferenceSampler
                 eps[k] = (x[k] - sqrtG * x0[k]) / sqrt1G;
             }
 
-            if (settings.Sampler == SamplerKind.Ddim)
+            if (settings.Sampler == "dpmpp-2m")
+            {
+                // DPM-Solver++(2M) (Lu et al. 2022) in VP form: D = (1 + 1/2r)·x̂0 − (1/2r)·x̂0_prev, r = h_prev/h in λ = ½ log(γ/(1−γ));
+                // first order (D = x̂0) at the first and the last step; then a DDIM step from D.
+                double Lambda(double gamma)
+                {
+                    var c = Math.Clamp(gamma, 1e-9, 1 - 1e-9);
+                    return 0.5 * Math.Log(c / (1 - c));
+                }
+
+                float current = 1, previous = 0;
+                if (i > 0 && i < settings.Steps - 1)
+                {
+                    var gPrev = schedule.Gamma(1.0 - (double)(i - 1) / settings.Steps);
+                    var r = (Lambda(g) - Lambda(gPrev)) / (Lambda(gNext) - Lambda(g));
+                    (current, previous) = ((float)(1 + 1 / (2 * r)), (float)(1 / (2 * r)));
+                }
+
+                for (var k = 0; k < n; k++)
+                {
+                    var d = current * x0[k] - previous * previousX0[k];
+                    var e = (x[k] - sqrtG * d) / sqrt1G;
+                    x[k] = sqrtGNext * d + sqrt1GNext * e;
+                }
+
+                Array.Copy(x0, previousX0, n);
+            }
+            else if (settings.Sampler == "ddim")
             {
                 for (var k = 0; k < n; k++)
                 {
@@ -85,7 +113,7 @@ internal static class ReferenceSampler
                 var z = new float[n];
                 noise.Fill(request.Seed, i, z);
                 var alpha = Math.Clamp(g / gNext, 0, 1);
-                var variance = settings.Sampler == SamplerKind.Ddpm ? 1 - alpha : (1 - gNext) / (1 - g) * (1 - alpha);
+                var variance = settings.Sampler == "ddpm" ? 1 - alpha : (1 - gNext) / (1 - g) * (1 - alpha);
                 float epsCoefficient = (float)((1 - alpha) / Math.Sqrt(1 - g)), sqrtAlpha = (float)Math.Sqrt(alpha);
                 var sigma = (float)Math.Sqrt(variance);
                 for (var k = 0; k < n; k++)

@@ -4,25 +4,28 @@ namespace RinServe.Diffusion.Tests;
 
 public class SamplerTests
 {
-    private static readonly SamplerSettings Ddim8 = new(8, SamplerKind.Ddim, "cosine", 0f);
+    private static readonly SamplerSettings Ddim8 = new(8, "ddim", "cosine", 0f);
 
     private static ImageRequest[] Requests(params ulong[] seeds) => seeds.Select((s, i) => new ImageRequest(i % 3, s)).ToArray();
 
-    public static TheoryData<SamplerKind, Prediction, string, float, bool> Configurations => new()
+    public static TheoryData<string, Prediction, string, float, bool> Configurations => new()
     {
-        { SamplerKind.Ddim, Prediction.Eps, "cosine", 0f, true },
-        { SamplerKind.Ddpm, Prediction.Eps, "cosine", 0f, true },
-        { SamplerKind.DdpmSmallVariance, Prediction.Eps, "sigmoid@-3,3,0.9", 0f, true },
-        { SamplerKind.Ddim, Prediction.X, "linear", 0f, true },
-        { SamplerKind.Ddpm, Prediction.V, "cosine@0.2,1,1", 0f, false },
-        { SamplerKind.Ddim, Prediction.Eps, "cosine", 1.5f, true },
-        { SamplerKind.Ddpm, Prediction.V, "cosine", 3f, true },
+        { "ddim", Prediction.Eps, "cosine", 0f, true },
+        { "ddpm", Prediction.Eps, "cosine", 0f, true },
+        { "ddpm-small", Prediction.Eps, "sigmoid@-3,3,0.9", 0f, true },
+        { "ddim", Prediction.X, "linear", 0f, true },
+        { "ddpm", Prediction.V, "cosine@0.2,1,1", 0f, false },
+        { "ddim", Prediction.Eps, "cosine", 1.5f, true },
+        { "ddpm", Prediction.V, "cosine", 3f, true },
+        { "dpmpp-2m", Prediction.X, "cosine", 0f, true },
+        { "dpmpp-2m", Prediction.Eps, "linear", 2f, true },
+        { "dpmpp-2m", Prediction.V, "sigmoid@-3,3,0.9", 0f, false },
     };
 
     [Theory]
     [MemberData(nameof(Configurations))]
     public void Sampler_matches_plain_scalar_reference_of_the_contract(
-        SamplerKind kind, Prediction prediction, string schedule, float guidance, bool normalize)
+        string kind, Prediction prediction, string schedule, float guidance, bool normalize)
     {
         var net = new ToyDenoiser(ToyDenoiser.MakeSpec(prediction, normalize: normalize, channels: 2)) { Record = false };
         var settings = new SamplerSettings(7, kind, schedule, guidance);
@@ -42,10 +45,11 @@ public class SamplerTests
     }
 
     [Theory]
-    [InlineData(SamplerKind.Ddim)]
-    [InlineData(SamplerKind.Ddpm)]
-    [InlineData(SamplerKind.DdpmSmallVariance)]
-    public void One_seed_alone_and_inside_a_batch_of_4_gives_identical_pixels(SamplerKind kind)
+    [InlineData("ddim")]
+    [InlineData("ddpm")]
+    [InlineData("ddpm-small")]
+    [InlineData("dpmpp-2m")]
+    public void One_seed_alone_and_inside_a_batch_of_4_gives_identical_pixels(string kind)
     {
         var settings = new SamplerSettings(6, kind, "cosine", 1f);
         var net = new ToyDenoiser(ToyDenoiser.MakeSpec(channels: 3)) { Record = false };
@@ -59,7 +63,7 @@ public class SamplerTests
     public void Same_seed_gives_same_image_and_different_seeds_differ()
     {
         var sampler = new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec(resolution: 8)) { Record = false });
-        var settings = new SamplerSettings(5, SamplerKind.Ddpm, "cosine", 0f);
+        var settings = new SamplerSettings(5, "ddpm", "cosine", 0f);
         var first = sampler.Generate(settings, Requests(1, 2));
         var again = sampler.Generate(settings, Requests(1, 2));
         Assert.Equal(first[0].Pixels, again[0].Pixels);
@@ -106,7 +110,7 @@ public class SamplerTests
         {
             using var local = new CancellationTokenSource();
             Assert.ThrowsAny<OperationCanceledException>(() => sampler.Generate(
-                new SamplerSettings(10, SamplerKind.Ddpm, "cosine", 0f), [new ImageRequest(0, 1), new ImageRequest(1, 2)], p =>
+                new SamplerSettings(10, "ddpm", "cosine", 0f), [new ImageRequest(0, 1), new ImageRequest(1, 2)], p =>
                 {
                     if (p.Step == 1 + round % 9)
                     {
@@ -116,7 +120,7 @@ public class SamplerTests
         }
 
         // The sampler still works, and still gives the image it gave before.
-        var settings = new SamplerSettings(6, SamplerKind.Ddpm, "cosine", 0f);
+        var settings = new SamplerSettings(6, "ddpm", "cosine", 0f);
         Assert.Equal(sampler.Generate(settings, [new ImageRequest(0, 1)])[0].Pixels, sampler.Generate(settings, [new ImageRequest(0, 1)])[0].Pixels);
     }
 
@@ -124,7 +128,7 @@ public class SamplerTests
     public void Noise_source_failure_surfaces_from_generate_instead_of_hanging()
     {
         var sampler = new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec()) { Record = false }, new FailingNoise());
-        var error = Assert.Throws<InvalidOperationException>(() => sampler.Generate(new SamplerSettings(5, SamplerKind.Ddpm, "cosine", 0f), [new ImageRequest(0, 1)]));
+        var error = Assert.Throws<InvalidOperationException>(() => sampler.Generate(new SamplerSettings(5, "ddpm", "cosine", 0f), [new ImageRequest(0, 1)]));
         Assert.Equal("noise broke at step 2", error.Message);
     }
 
@@ -264,7 +268,7 @@ public class SamplerTests
     public void Bad_settings_or_classes_are_refused_before_any_network_call(int steps, string schedule, float guidance, long classId)
     {
         var net = new ToyDenoiser(ToyDenoiser.MakeSpec());
-        var settings = new SamplerSettings(steps, SamplerKind.Ddim, schedule, guidance);
+        var settings = new SamplerSettings(steps, "ddim", schedule, guidance);
         Assert.ThrowsAny<ArgumentException>(() => new RinSampler(net).Generate(settings, [new ImageRequest(classId, 1)]));
         Assert.Empty(net.Batches);
     }
@@ -276,7 +280,7 @@ public class SamplerTests
         var sampler = new RinSampler(net);
         var requests = Requests(1, 2, 3);
         var x0 = new float[3 * net.Spec.PixelsPerImage];
-        long Measure(int steps, SamplerKind kind)
+        long Measure(int steps, string kind)
         {
             var settings = new SamplerSettings(steps, kind, "cosine", 1f);
             sampler.Sample(settings, requests, x0, null, null, default); // warm the pools
@@ -292,11 +296,93 @@ public class SamplerTests
             return least;
         }
 
-        foreach (var kind in new[] { SamplerKind.Ddim, SamplerKind.Ddpm })
+        foreach (var kind in new[] { "ddim", "ddpm", "dpmpp-2m" })
         {
             var few = Measure(2, kind);
             var many = Measure(40, kind);
             Assert.True(many - few < 24, $"{kind}: {many - few} more bytes for 38 more steps");
         }
+    }
+
+    [Fact]
+    public void A_row_gives_the_same_pixels_alone_and_beside_rows_at_other_steps_with_other_samplers()
+    {
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec(channels: 2)) { Record = false };
+        var sampler = new RinSampler(net);
+        var settings = new SamplerSettings(9, "dpmpp-2m", "cosine", 1.5f);
+        var image = new ImageRequest(2, 4242);
+        byte[] Alone()
+        {
+            using var row = sampler.CreateRow(image, settings);
+            using var stepper = sampler.CreateStepper();
+            while (!row.Done)
+            {
+                stepper.Step([row]);
+            }
+
+            return row.ToImage().Pixels;
+        }
+
+        // The same row in company that changes at every step boundary: rows join late, leave early, and differ in
+        // sampler, steps, schedule and guidance; the row itself sits at a different place in each call's batch.
+        byte[] InCompany()
+        {
+            using var stepper = sampler.CreateStepper();
+            using var row = sampler.CreateRow(image, settings);
+            var others = new List<SampleRow>();
+            try
+            {
+                var step = 0;
+                while (!row.Done)
+                {
+                    if (step is 0 or 3 or 5)
+                    {
+                        others.Add(sampler.CreateRow(new ImageRequest(step % 3, (ulong)step), new SamplerSettings(4 + step, step == 3 ? "ddpm" : "ddim", step == 5 ? "linear" : "cosine", step == 0 ? 0f : 3f)));
+                    }
+
+                    var live = others.Where(o => !o.Done).ToList();
+                    var batch = step % 2 == 0 ? [row, .. live] : live.Append(row).ToList();
+                    stepper.Step(batch);
+                    step++;
+                }
+
+                return row.ToImage().Pixels;
+            }
+            finally
+            {
+                others.ForEach(o => o.Dispose());
+            }
+        }
+
+        Assert.Equal(Alone(), InCompany());
+        Assert.Equal(sampler.Generate(settings, [image])[0].Pixels, Alone());
+    }
+
+    [Fact]
+    public void A_finished_row_is_refused_by_the_stepper_and_an_unfinished_one_has_no_image()
+    {
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec()) { Record = false };
+        var sampler = new RinSampler(net);
+        using var row = sampler.CreateRow(new ImageRequest(1, 1), new SamplerSettings(1, "ddim", "cosine", 0f));
+        Assert.Throws<InvalidOperationException>(() => row.ToImage());
+        using var stepper = sampler.CreateStepper();
+        stepper.Step([row]);
+        Assert.True(row.Done);
+        Assert.Throws<ArgumentException>(() => stepper.Step([row]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => sampler.CreateRow(new ImageRequest(1, 1), new SamplerSettings(4, "euler", "cosine", 0f)));
+    }
+
+    [Fact]
+    public void Every_registered_sampler_has_a_unique_lower_case_name_and_is_found_by_name_and_alias()
+    {
+        Assert.Equal(Samplers.All.Count, Samplers.Names.Distinct().Count());
+        foreach (var sampler in Samplers.All)
+        {
+            Assert.Equal(sampler.Name.ToLowerInvariant(), sampler.Name);
+            Assert.True(Samplers.TryGet(sampler.Name.ToUpperInvariant(), out var found) && found == sampler);
+            Assert.All(sampler.Aliases, alias => Assert.True(Samplers.TryGet(alias, out var byAlias) && byAlias == sampler));
+        }
+
+        Assert.False(Samplers.TryGet("euler", out _));
     }
 }

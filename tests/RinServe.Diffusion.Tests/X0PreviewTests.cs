@@ -41,7 +41,7 @@ public class X0PreviewTests
     [Fact]
     public void Sink_gets_previews_of_only_the_images_and_steps_it_wants_and_the_images_do_not_change()
     {
-        var settings = new SamplerSettings(4, SamplerKind.Ddpm, "cosine", 1f);
+        var settings = new SamplerSettings(4, "ddpm", "cosine", 1f);
         var sampler = new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec(channels: 3)) { Record = false });
         ImageRequest[] requests = [new(0, 5), new(2, 6)];
         var plain = sampler.Generate(settings, requests);

@@ -6,7 +6,7 @@ namespace RinServe.Jobs.Tests;
 public sealed class BatchPlanTests
 {
     private static LeasedJob Job(string id, int count, float guidance, int steps = 50) =>
-        new(new JobRecord(id, new JobSpec("m", steps, SamplerKind.Ddim, "cosine", guidance, 1, 0, count, "png", null),
+        new(new JobRecord(id, new JobSpec("m", steps, "ddim", "cosine", guidance, 1, 0, count, "png", null),
             JobState.Queued, DateTimeOffset.UnixEpoch, null, null, 0, 1, null, 0, 0), id);
 
     private static string[][] Plan(int maxRows, params LeasedJob[] jobs) =>

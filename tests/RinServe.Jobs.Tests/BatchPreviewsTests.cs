@@ -4,7 +4,7 @@ namespace RinServe.Jobs.Tests;
 
 public class BatchPreviewsTests
 {
-    private static JobSpec Spec(int count) => new("m", 20, SamplerKind.Ddim, "cosine", 0f, 1, 7, count, "png", null);
+    private static JobSpec Spec(int count) => new("m", 20, "ddim", "cosine", 0f, 1, 7, count, "png", null);
 
     [Fact]
     public void Batch_previews_want_the_first_image_of_each_job_whose_watchers_asked_every_k_steps_but_the_last()

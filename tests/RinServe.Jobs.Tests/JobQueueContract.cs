@@ -36,7 +36,7 @@ public abstract class JobQueueContract : IAsyncDisposable
     }
 
     protected static JobSpec Spec(string model = "m", int steps = 3, long classId = 1, ulong seed = 7, int count = 1, string? owner = null) =>
-        new(model, steps, SamplerKind.Ddim, "cosine", 0f, classId, seed, count, "png", owner);
+        new(model, steps, "ddim", "cosine", 0f, classId, seed, count, "png", owner);
 
     protected static GeneratedImage Image(byte value) => new(2, 2, 1, [value, value, value, value]);
 

@@ -20,11 +20,13 @@ public sealed class CliTests
 
     [Theory]
     [InlineData("--class 1 --out a.png", "--model is required")]
-    [InlineData("--model m.onnx --class 1 --out a.png --steps 0", "--steps must be an integer in 1..10000")]
+    [InlineData("--model m.onnx --class 1 --out a.png --steps 0", "--steps must be an integer in 1..1000,")]
+    [InlineData("--model m.onnx --class 1 --out a.png --steps 1001", "--steps must be an integer in 1..1000,")]
     [InlineData("--model m.onnx --class 1 --out a.png --seed -1", "--seed must be an integer in 0..9223372036854775807")]
-    [InlineData("--model m.onnx --class 1 --out a.png --sampler euler", "--sampler must be ddim, ddpm or ddpm-small")]
+    [InlineData("--model m.onnx --class 1 --out a.png --sampler euler", "--sampler must be one of ddim, ddpm, ddpm-small, dpmpp-2m")]
     [InlineData("--model m.onnx --class 1 --out a.png --schedule sigmoid@3,1,1", "s must be less than e")]
-    [InlineData("--model m.onnx --class 1 --out a.png --guidance -2", "--guidance must be a number >= 0")]
+    [InlineData("--model m.onnx --class 1 --out a.png --guidance -2", "--guidance must be a number from 0 to 20")]
+    [InlineData("--model m.onnx --class 1 --out a.png --guidance 21", "--guidance must be a number from 0 to 20")]
     [InlineData("--model m.onnx --class 1 --out a.jpg", "--out must name a .png file")]
     [InlineData("--model m.onnx --class 1 --out a.png --provider tpu", "--provider must be cpu, cuda or auto")]
     [InlineData("--model m.onnx --class 1 --out a.png --bogus 1", "unknown argument '--bogus'")]
@@ -143,7 +145,7 @@ public sealed class CliTests
         using var cli = Image.Load(output);
         var written = cli.Metadata.GetPngMetadata().TextData.ToDictionary(t => t.Keyword, t => t.Value);
         var pixels = new GeneratedImage(16, 16, 1, new byte[16 * 16]);
-        var job = new JobSpec("tiny", 3, SamplerKind.Ddim, "cosine", 0, 7, 5, 1, "png", null);
+        var job = new JobSpec("tiny", 3, "ddim", "cosine", 0, 7, 5, 1, "png", null);
         using var service = Image.Load(ImageEncoder.Encode(pixels, "png", job, 0, ["a", "b"]));
         var serviceKeys = service.Metadata.GetPngMetadata().TextData.Select(t => t.Keyword).Order(StringComparer.Ordinal);
         Assert.Equal(serviceKeys, written.Keys.Order(StringComparer.Ordinal));

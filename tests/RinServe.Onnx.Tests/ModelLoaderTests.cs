@@ -166,6 +166,31 @@ public sealed class ModelLoaderTests : IDisposable
     }
 
     [Fact]
+    public void Default_sampler_and_steps_are_read_from_metadata_by_canonical_name()
+    {
+        using var plain = ModelLoader.Load(WriteToy(), Cpu, _log);
+        Assert.Null(plain.Spec.DefaultSampler);
+        Assert.Null(plain.Spec.DefaultSteps);
+        using var model = ModelLoader.Load(WriteToy(edit: m => { m["rin.default_sampler"] = " DPMPP_2M"; m["rin.default_steps"] = "10"; }), Cpu, _log);
+        Assert.Equal("dpmpp-2m", model.Spec.DefaultSampler);
+        Assert.Equal(10, model.Spec.DefaultSteps);
+    }
+
+    [Theory]
+    [InlineData("rin.default_sampler", "euler")]
+    [InlineData("rin.default_sampler", "")]
+    [InlineData("rin.default_steps", "0")]
+    [InlineData("rin.default_steps", "1001")]
+    [InlineData("rin.default_steps", "ten")]
+    [InlineData("rin.default_steps", "-5")]
+    public void Default_sampler_or_steps_that_the_service_cannot_run_is_refused_naming_the_key(string key, string value)
+    {
+        var error = Refused(WriteToy(edit: m => m[key] = value));
+        Assert.Equal(key, error.Key);
+        Assert.Contains(key, error.Message);
+    }
+
+    [Fact]
     public void Family_is_rin_family_when_present_else_the_name_up_to_its_first_dash()
     {
         using (var derived = ModelLoader.Load(WriteToy("derived.onnx"), Cpu, _log))

@@ -210,7 +210,7 @@ public sealed class ModelRegistryTests : IDisposable
         WriteModel("toy.onnx", 8);
         using var registry = ModelRegistry.LoadFolder(_folder.Path, Cpu, _log);
         var sampler = new RinSampler(registry.Models[0].Denoiser);
-        var settings = new SamplerSettings(5, SamplerKind.Ddpm, "cosine", 1.5f);
+        var settings = new SamplerSettings(5, "ddpm", "cosine", 1.5f);
         var alone = sampler.Generate(settings, [new ImageRequest(2, 99)]);
         var batch = sampler.Generate(settings, [new ImageRequest(0, 1), new ImageRequest(2, 99), new ImageRequest(1, 3)]);
         Assert.Equal(alone[0].Pixels, batch[1].Pixels);

@@ -115,8 +115,8 @@ public sealed class ParityTests(Xunit.Abstractions.ITestOutputHelper output)
         }
     }
 
-    private static SamplerKind SamplerName(string name) =>
-        SamplerNames.TryParse(name, out var kind) ? kind : throw new ArgumentOutOfRangeException(nameof(name), name, "unknown sampler in fixture");
+    private static string SamplerName(string name) =>
+        Samplers.TryGet(name, out var sampler) ? sampler.Name : throw new ArgumentOutOfRangeException(nameof(name), name, "unknown sampler in fixture");
 
     [Fact]
     public void Schedules_match_python_values_at_fixture_times()

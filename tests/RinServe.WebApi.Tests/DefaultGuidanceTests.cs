@@ -47,7 +47,7 @@ public sealed class DefaultGuidanceTests(GuidedModelService service) : IClassFix
     }
 
     /// <summary>The value of a PNG tEXt chunk (chunks: 4-byte big-endian length, type, data, CRC; after the 8-byte signature).</summary>
-    private static string PngText(byte[] png, string keyword)
+    internal static string PngText(byte[] png, string keyword)
     {
         for (var at = 8; at + 8 <= png.Length;)
         {

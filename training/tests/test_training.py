@@ -133,6 +133,21 @@ def test_sampler_is_seeded_in_range_and_follows_the_class():
     assert not torch.equal(run(1, [3, 3])[1], run(1, [3, 4])[1])
 
 
+def test_dpmpp_2m_is_ddim_at_first_order_and_a_second_order_step_where_it_has_history():
+    """Two steps are both first order (the first has no history, the last is the lower-order final step): exactly DDIM.
+    With more steps the middle ones extrapolate from the previous x0, so the trajectories part."""
+    model = tiny_model()
+
+    def run(sampler, steps):
+        x_init = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(5))
+        return sample(model, [3, 4], steps=steps, schedule=Schedule("cosine"), input_scale=0.5, prediction="x",
+                      sampler=sampler, x_init=x_init, record=True)[1]["x_steps"]
+
+    assert torch.equal(run("dpmpp_2m", 2), run("ddim", 2))
+    ddim, dpm = run("ddim", 5), run("dpmpp_2m", 5)
+    assert torch.equal(dpm[0], ddim[0]) and not torch.allclose(dpm[1], ddim[1])
+
+
 def test_guidance_without_a_null_class_is_refused():
     model = tiny(class_dropout=0.0)
     with pytest.raises(ValueError, match="null class"):

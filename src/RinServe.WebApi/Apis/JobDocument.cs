@@ -56,7 +56,7 @@ public sealed record JobDocument(
             names is not null && spec.ClassId < names.Count ? names[(int)spec.ClassId] : null,
             spec.Seed,
             spec.Steps,
-            SamplerNames.Name(spec.Sampler),
+            spec.Sampler,
             spec.Schedule,
             spec.Guidance,
             spec.Count,
@@ -102,6 +102,11 @@ public sealed record JobLinks(string Self, string Events);
 /// The guidance weight a request without <c>guidance</c> gets: the model's <c>rin.default_guidance</c> (0 when it has none),
 /// at most Sampling:MaxGuidance.
 /// </param>
+/// <param name="DefaultSampler">The sampler a request without <c>sampler</c> gets: the model's <c>rin.default_sampler</c>, else ddim.</param>
+/// <param name="DefaultSteps">
+/// The steps a request without <c>steps</c> (and with the default sampler) gets: the model's <c>rin.default_steps</c>, else
+/// Sampling:DefaultSteps, at most Sampling:MaxSteps.
+/// </param>
 public sealed record ModelDocument(
     string Name,
     string Family,
@@ -113,6 +118,8 @@ public sealed record ModelDocument(
     float InputScale,
     bool SupportsGuidance,
     float DefaultGuidance,
+    string DefaultSampler,
+    int DefaultSteps,
     int? NullClass,
     string ExecutionProvider,
     bool Trained,

@@ -17,8 +17,9 @@ public static class ModelsApi
                 "Name, family, whether it is the default at its resolution (isDefault: the model POST /generate uses when a request names "
                 + "only its res: the only model there, else the one of the family RinServe:DefaultFamily), resolution, channels, classes "
                 + "(id and name), prediction, input scale, guidance support, the default guidance "
-                + "(what POST /generate uses when a request names no guidance: the model's rin.default_guidance, at most Sampling:MaxGuidance) "
-                + "and the execution provider in use. Ordered by resolution, then name.")
+                + "(what POST /generate uses when a request names no guidance: the model's rin.default_guidance, at most Sampling:MaxGuidance), "
+                + "the default sampler and steps (the model's rin.default_sampler and rin.default_steps, chosen by its trainer's judge; "
+                + "else ddim and Sampling:DefaultSteps) and the execution provider in use. Ordered by resolution, then name.")
             .Produces<ModelDocument[]>(StatusCodes.Status200OK)
             .ProducesProblems(StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden);
         return api;
@@ -36,6 +37,8 @@ public static class ModelsApi
             m.Spec.InputScale,
             m.Spec.SupportsGuidance,
             GenerateValidator.DefaultGuidance(m.Spec, sampling.Value),
+            GenerateValidator.DefaultSampling(m.Spec, sampling.Value).Sampler,
+            GenerateValidator.DefaultSampling(m.Spec, sampling.Value).Steps,
             m.Spec.NullClass,
             m.ExecutionProvider,
             m.Trained,

@@ -23,8 +23,8 @@ public static class GenerateParameters
             "a request without model gets the one of the default family (RinServe:DefaultFamily; isDefault in GET /models).", JsonSchemaType.Integer, "int32"),
         new("model", "Model name from GET /models (fmnist-768), or a family name with res (model=fmnist&res=768), " +
             "to pick another model than the default at that resolution.", JsonSchemaType.String),
-        new("steps", "Sampler steps, 1..Sampling:MaxSteps (default Sampling:DefaultSteps).", JsonSchemaType.Integer, "int32"),
-        new("sampler", "ddim (default), ddpm, ddpm-small.", JsonSchemaType.String),
+        new("steps", "Sampler steps, 1..Sampling:MaxSteps (default: the model's defaultSteps from /models, for its default sampler; else Sampling:DefaultSteps).", JsonSchemaType.Integer, "int32"),
+        new("sampler", "ddim, ddpm, ddpm-small or dpmpp-2m (DPM-Solver++(2M), few steps); default: the model's defaultSampler from /models (else ddim).", JsonSchemaType.String),
         new("schedule", "cosine (default), linear, sigmoid@s,e,tau or cosine@s,e,tau.", JsonSchemaType.String),
         new("seed", "0..9223372036854775807; random when omitted; echoed in X-Seed. Image k uses seed+k.", JsonSchemaType.Integer, "int64"),
         new("guidance", "Classifier-free guidance weight, 0..Sampling:MaxGuidance (default: the model's default_guidance from /models, " +

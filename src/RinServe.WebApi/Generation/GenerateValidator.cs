@@ -54,19 +54,30 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
                 return new("class", $"class '{UserText.Shorten(classText)}' is neither an id nor a class of model '{spec.Name}': {ClassesAllowed(spec)}");
         }
 
-        var steps = _options.DefaultSteps;
-        if (Get("steps") is { } stepsText && !TryInt(stepsText, 1, _options.MaxSteps, out steps))
+        int? namedSteps = null;
+        if (Get("steps") is { } stepsText)
         {
-            return new("steps", $"steps must be an integer from 1 to {_options.MaxSteps}; got '{UserText.Shorten(stepsText)}'");
+            if (!TryInt(stepsText, 1, _options.MaxSteps, out var parsedSteps))
+            {
+                return new("steps", $"steps must be an integer from 1 to {_options.MaxSteps}; got '{UserText.Shorten(stepsText)}'");
+            }
+            namedSteps = parsedSteps;
         }
 
-        var sampler = SamplerKind.Ddim;
-        if (Get("sampler") is { } samplerText && !SamplerNames.TryParse(samplerText, out sampler))
+        string? namedSampler = null;
+        if (Get("sampler") is { } samplerText)
         {
-            return new("sampler", $"unknown sampler '{UserText.Shorten(samplerText)}'; allowed: {string.Join(", ", SamplerNames.All)}");
+            if (!Samplers.TryGet(samplerText, out var parsedSampler))
+            {
+                return new("sampler", $"unknown sampler '{UserText.Shorten(samplerText)}'; allowed: {string.Join(", ", Samplers.Names)}");
+            }
+            namedSampler = parsedSampler.Name;
         }
 
-        var schedule = "cosine";
+        var (sampler, steps) = SamplingDefaults.Resolve(spec, namedSampler, namedSteps, _options.DefaultSteps);
+        steps = Math.Min(steps, _options.MaxSteps);
+
+        var schedule = SamplingDefaults.Schedule;
         if (Get("schedule") is { } scheduleText)
         {
             if (!Schedules.TryParse(scheduleText, out var parsed, out var scheduleError))
@@ -135,6 +146,13 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
     /// Sampling:MaxGuidance when it is larger. GET /models shows this value.
     /// </summary>
     public static float DefaultGuidance(ModelSpec spec, SamplingOptions options) => Math.Min(spec.DefaultGuidance, options.MaxGuidance);
+
+    /// <summary>The sampler and steps of a request that names neither (<see cref="SamplingDefaults.Resolve"/>, steps at most Sampling:MaxSteps). GET /models shows them.</summary>
+    public static (string Sampler, int Steps) DefaultSampling(ModelSpec spec, SamplingOptions options)
+    {
+        var (sampler, steps) = SamplingDefaults.Resolve(spec, null, null, options.DefaultSteps);
+        return (sampler, Math.Min(steps, options.MaxSteps));
+    }
 
     /// <summary>Reads <c>res</c> as a number; the registry resolves it and <c>model</c> to one loaded model.</summary>
     private ParameterError? ResolveModel(string? resText, string? name, out LoadedModel? model)

@@ -1,5 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 
+using RinServe.Diffusion;
+
 namespace RinServe.WebApi.Hosting;
 
 /// <summary>Which parts of the service this process runs.</summary>
@@ -71,21 +73,21 @@ public sealed class SamplingOptions : IValidatableObject
 {
     public const string Section = "Sampling";
 
-    /// <summary>Sampler steps when a request names none.</summary>
-    [Range(1, 100_000)]
-    public int DefaultSteps { get; set; } = 50;
+    /// <summary>Sampler steps when a request names none and the model names none (<c>rin.default_steps</c>).</summary>
+    [Range(1, SamplingDefaults.StepsCeiling)]
+    public int DefaultSteps { get; set; } = SamplingDefaults.Steps;
 
-    /// <summary>Most sampler steps a request may ask for.</summary>
-    [Range(1, 100_000)]
-    public int MaxSteps { get; set; } = 1000;
+    /// <summary>Most sampler steps a request may ask for (default <see cref="SamplingDefaults.MaxSteps"/>, the CLI's bound).</summary>
+    [Range(1, SamplingDefaults.StepsCeiling)]
+    public int MaxSteps { get; set; } = SamplingDefaults.MaxSteps;
 
-    /// <summary>Most images (<c>n</c>) one request may ask for.</summary>
-    [Range(1, 256)]
+    /// <summary>Most images (<c>n</c>) one request may ask for (at most <see cref="SamplingDefaults.MaxImages"/>, the CLI's bound).</summary>
+    [Range(1, SamplingDefaults.MaxImages)]
     public int MaxImagesPerRequest { get; set; } = 4;
 
-    /// <summary>Largest classifier-free guidance weight accepted.</summary>
-    [Range(0, 1000)]
-    public float MaxGuidance { get; set; } = 20;
+    /// <summary>Largest classifier-free guidance weight accepted (at most <see cref="SamplingDefaults.MaxGuidance"/>, the CLI's bound).</summary>
+    [Range(0, SamplingDefaults.MaxGuidance)]
+    public float MaxGuidance { get; set; } = SamplingDefaults.MaxGuidance;
 
     /// <summary>How long POST /generate waits for the image when the request has no <c>Prefer: wait=N</c>.</summary>
     [Range(0, 3600)]

@@ -122,6 +122,8 @@ function modelChanged() {
     ? `${model.classes.length} classes: type a character (case matters), part of a name or a U+ code, or pick from the list. `
       + "A number is a class id: the character 1 is U+0031."
     : "Type or pick a class name, or its id.";
+  $("steps").value = model.defaultSteps ?? 50;
+  $("steps-hint").textContent = `More steps: slower, usually cleaner. This model's default: ${model.defaultSteps} steps of ${model.defaultSampler}.`;
   const guidance = $("guidance");
   guidance.value = model.defaultGuidance ?? 0;
   guidance.disabled = !model.supportsGuidance;

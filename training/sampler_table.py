@@ -1,0 +1,174 @@
+"""Issue 24's quality-against-cost table: each sampler at each step count, judged on images the C# sampler made.
+
+    /usr/bin/python3 -m training.sampler_table run --model models/fmnist-64.onnx --out runs/sampler-table \\
+        --samplers ddim,dpmpp-2m --steps 4,6,8,10,15,20,50 --per-class 100
+    dotnet bench/RinServe.Bench/bin/Release/net10.0/RinServe.Bench.dll --sampler-times --model models/fmnist-64.onnx \\
+        --model models/fmnist-1024.onnx --rounds 5 --threads 2 > runs/sampler-table/times.jsonl
+    /usr/bin/python3 -m training.sampler_table report runs/sampler-table --plot models/sampler-table.png
+
+run: for every (sampler, steps), the CLI (the service's sampler, Release build) makes per-class images of every class
+with the same seeds for every configuration (so differences between rows are paired, not sampling noise alone) at the
+model's default guidance, and the Fashion-MNIST judge (training/classifier.py) scores them: class accuracy with its
+standard error sqrt(p (1 - p) / n), and the Fréchet distance of its features to the held-out test images with a
+bootstrap standard error (200 resamples of the generated images), beside the real-image floor. Rows go to rows.jsonl as
+they finish, so a run can stop and resume. report: the Markdown table (with the times of --sampler-times) and the plot.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import torch
+
+CLI = "src/RinServe.Cli/bin/Release/net10.0/RinServe.Cli.dll"
+
+
+def judge_images(folder: str, bootstrap: int = 200, seed: int = 0) -> dict:
+    from .classifier import frechet_distance, load_judge, pooled_features, reference, to_judge_input
+    from .sheet import load_cells
+    cells = load_cells(folder)
+    keys = sorted(cells)
+    labels = torch.tensor([c for c, _ in keys])
+    images = torch.stack([torch.from_numpy(cells[k].astype("float32") / 255)[None] for k in keys])
+    judge = load_judge()
+    with torch.no_grad():
+        x = to_judge_input(images)
+        right = (judge(x).argmax(1) == labels).float()
+        feats = pooled_features(judge, x)
+    real_x, real_y, ref = reference(len(keys) // 10)
+    with torch.no_grad():
+        xr = to_judge_input(torch.nn.functional.interpolate(real_x.float() / 255, size=images.shape[-2:], mode="bilinear",
+                                                            align_corners=False).clamp(0, 1))
+        real_fd = frechet_distance(pooled_features(judge, xr), ref)
+    gen = torch.Generator().manual_seed(seed)
+    fds = [frechet_distance(feats[torch.randint(len(keys), (len(keys),), generator=gen)], ref) for _ in range(bootstrap)]
+    acc = right.mean().item()
+    mean_fd = sum(fds) / len(fds)
+    return dict(samples=len(keys), accuracy=acc, accuracy_se=math.sqrt(acc * (1 - acc) / len(keys)),
+                fd=frechet_distance(feats, ref), fd_se=math.sqrt(sum((f - mean_fd) ** 2 for f in fds) / (len(fds) - 1)),
+                real_fd=real_fd, correct=right.tolist())
+
+
+def run(model: str, out: str, samplers: list[str], steps: list[int], per_class: int, seed: int, threads: int) -> None:
+    os.makedirs(out, exist_ok=True)
+    rows_path = os.path.join(out, "rows.jsonl")
+    done = set()
+    if os.path.exists(rows_path):
+        with open(rows_path) as f:
+            done = {(r["sampler"], r["steps"]) for r in map(json.loads, f)}
+    for sampler in samplers:
+        for n in steps:
+            if (sampler, n) in done:
+                continue
+            folder = os.path.join(out, f"{sampler}-{n}")
+            shutil.rmtree(folder, ignore_errors=True)
+            subprocess.run(["dotnet", CLI, "--model", model, "--class", "all", "--n", str(per_class), "--seed", str(seed),
+                            "--sampler", sampler, "--steps", str(n), "--threads", str(threads),
+                            "--out", os.path.join(folder, "s.png")], check=True, stdout=subprocess.DEVNULL)
+            row = dict(model=os.path.basename(model), sampler=sampler, steps=n, **judge_images(folder))
+            shutil.rmtree(folder)
+            with open(rows_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"{sampler:9s} {n:3d} steps: accuracy {row['accuracy']:.4f} ± {row['accuracy_se']:.4f}, "
+                  f"FD {row['fd']:.3f} ± {row['fd_se']:.3f} (real {row['real_fd']:.3f})", flush=True)
+
+
+def paired_difference(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean and standard error of a - b over the same seeds and classes (paired: each image against its twin)."""
+    d = [x - y for x, y in zip(a, b)]
+    mean = sum(d) / len(d)
+    var = sum((x - mean) ** 2 for x in d) / (len(d) - 1)
+    return mean, math.sqrt(var / len(d))
+
+
+def report(out: str, plot: str | None, baseline: tuple[str, int] = ("ddim", 50)) -> str:
+    with open(os.path.join(out, "rows.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    times = {}
+    times_path = os.path.join(out, "times.jsonl")
+    if os.path.exists(times_path):
+        with open(times_path) as f:
+            for t in map(json.loads, f):
+                times[(t["resolution"], t["sampler"], t["steps"])] = t["median_ms"]
+    base = next(r for r in rows if (r["sampler"], r["steps"]) == baseline)
+    res = sorted({k[0] for k in times})
+    head = ("| sampler | steps | network rows | accuracy | vs DDIM-50 (paired) | FD (real floor) | FD / DDIM-50 |"
+            + "".join(f" ms/image at {r} px |" for r in res))
+    lines = [head, "|" + "---|" * (7 + len(res))]
+    for r in sorted(rows, key=lambda r: (r["sampler"], r["steps"])):
+        diff, se = paired_difference(r["correct"], base["correct"])
+        lines.append(f"| {r['sampler']} | {r['steps']} | {2 * r['steps']} | {100 * r['accuracy']:.1f} ± {100 * r['accuracy_se']:.1f} % | "
+                     f"{100 * diff:+.1f} ± {100 * se:.1f} | {r['fd']:.3f} ± {r['fd_se']:.3f} ({r['real_fd']:.3f}) | "
+                     f"{r['fd'] / base['fd']:.2f} |" + "".join(f" {times.get((x, r['sampler'], r['steps']), float('nan')):.0f} |" for x in res))
+    table = "\n".join(lines)
+    if plot:
+        draw(rows, plot, base)
+    return table
+
+
+def draw(rows: list[dict], path: str, base: dict) -> None:
+    """Accuracy and FD against network rows per image, one line per sampler (PIL: no plotting library on the box)."""
+    from PIL import Image, ImageDraw
+    w, h, pad = 900, 420, 60
+    img = Image.new("RGB", (2 * w, h), "white")
+    d = ImageDraw.Draw(img)
+    colors = {"ddim": (31, 119, 180), "ddpm": (214, 39, 40), "ddpm-small": (148, 103, 189), "dpmpp-2m": (44, 160, 44)}
+    max_rows = max(2 * r["steps"] for r in rows)
+    for panel, (key, label) in enumerate([("accuracy", "class accuracy (judge)"), ("fd", "FD to held-out test images")]):
+        x0 = panel * w
+        values = [r[key] for r in rows]
+        lo, hi = min(values + [base[key]]), max(values + [base[key]])
+        lo, hi = lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)
+
+        def px(n, v):
+            return (x0 + pad + (math.log(n) - math.log(8)) / (math.log(max_rows) - math.log(8)) * (w - 2 * pad),
+                    h - pad - (v - lo) / (hi - lo) * (h - 2 * pad))
+        d.rectangle([x0 + pad, pad, x0 + w - pad, h - pad], outline="black")
+        d.text((x0 + pad, 20), f"{label} against network rows per image (log), fmnist-64, guidance 5", fill="black")
+        for n in (8, 12, 16, 20, 30, 40, 100):
+            if n <= max_rows:
+                x, _ = px(n, lo)
+                d.line([x, h - pad, x, h - pad + 5], fill="black")
+                d.text((x - 8, h - pad + 8), str(n), fill="black")
+        for v in (lo + (hi - lo) * k / 4 for k in range(5)):
+            _, y = px(8, v)
+            d.text((x0 + 5, y - 6), f"{100 * v:.1f}%" if key == "accuracy" else f"{v:.2f}", fill="black")
+        _, yb = px(8, base[key])
+        d.line([x0 + pad, yb, x0 + w - pad, yb], fill=(150, 150, 150))
+        d.text((x0 + w - pad - 110, yb - 14), "DDIM-50", fill=(120, 120, 120))
+        for k, name in enumerate(sorted({r["sampler"] for r in rows})):
+            pts = [px(2 * r["steps"], r[key]) for r in sorted(rows, key=lambda r: r["steps"]) if r["sampler"] == name]
+            d.line(pts, fill=colors.get(name, "black"), width=2)
+            for x, y in pts:
+                d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colors.get(name, "black"))
+            d.text((x0 + pad + 10, pad + 8 + 14 * k), name, fill=colors.get(name, "black"))
+    img.save(path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["run", "report"])
+    ap.add_argument("out", nargs="?", default="runs/sampler-table")
+    ap.add_argument("--model", default="models/fmnist-64.onnx")
+    ap.add_argument("--samplers", default="ddim,ddpm,dpmpp-2m")
+    ap.add_argument("--steps", default="4,6,8,10,15,20,50")
+    ap.add_argument("--per-class", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--plot")
+    args = ap.parse_args(argv)
+    if args.command == "run":
+        run(args.model, args.out, args.samplers.split(","), [int(s) for s in args.steps.split(",")], args.per_class,
+            args.seed, args.threads)
+    else:
+        print(report(args.out, args.plot))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
