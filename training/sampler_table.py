@@ -5,13 +5,15 @@
     dotnet bench/RinServe.Bench/bin/Release/net10.0/RinServe.Bench.dll --sampler-times --model models/fmnist-64.onnx \\
         --model models/fmnist-1024.onnx --rounds 5 --threads 2 > runs/sampler-table/times.jsonl
     /usr/bin/python3 -m training.sampler_table report runs/sampler-table --plot models/sampler-table.png
+    /usr/bin/python3 -m training.sampler_table apply runs/sampler-table --files models/fmnist-*.onnx
 
 run: for every (sampler, steps), the CLI (the service's sampler, Release build) makes per-class images of every class
 with the same seeds for every configuration (so differences between rows are paired, not sampling noise alone) at the
 model's default guidance, and the Fashion-MNIST judge (training/classifier.py) scores them: class accuracy with its
 standard error sqrt(p (1 - p) / n), and the Fréchet distance of its features to the held-out test images with a
 bootstrap standard error (200 resamples of the generated images), beside the real-image floor. Rows go to rows.jsonl as
-they finish, so a run can stop and resume. report: the Markdown table (with the times of --sampler-times) and the plot.
+they finish, so a run can stop and resume. report: the Markdown table (with the times of --sampler-times), the plot and
+the chosen default (choose); apply: writes that choice into model files as rin.default_sampler and rin.default_steps.
 """
 from __future__ import annotations
 
@@ -86,6 +88,14 @@ def paired_difference(a: list[float], b: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / len(d))
 
 
+def choose(rows: list[dict], baseline: tuple[str, int] = ("ddim", 50), points: float = 0.015, fd_ratio: float = 1.10) -> dict:
+    """The default: the fewest steps (then the best accuracy) whose accuracy is within `points` of the baseline's, paired
+    (the mean difference over the same seeds, minus nothing: the figure itself), and whose FD is within `fd_ratio` of it."""
+    base = next(r for r in rows if (r["sampler"], r["steps"]) == baseline)
+    ok = [r for r in rows if paired_difference(r["correct"], base["correct"])[0] >= -points and r["fd"] <= fd_ratio * base["fd"]]
+    return min(ok, key=lambda r: (r["steps"], -r["accuracy"]))
+
+
 def report(out: str, plot: str | None, baseline: tuple[str, int] = ("ddim", 50)) -> str:
     with open(os.path.join(out, "rows.jsonl")) as f:
         rows = [json.loads(line) for line in f]
@@ -105,6 +115,10 @@ def report(out: str, plot: str | None, baseline: tuple[str, int] = ("ddim", 50))
         lines.append(f"| {r['sampler']} | {r['steps']} | {2 * r['steps']} | {100 * r['accuracy']:.1f} ± {100 * r['accuracy_se']:.1f} % | "
                      f"{100 * diff:+.1f} ± {100 * se:.1f} | {r['fd']:.3f} ± {r['fd_se']:.3f} ({r['real_fd']:.3f}) | "
                      f"{r['fd'] / base['fd']:.2f} |" + "".join(f" {times.get((x, r['sampler'], r['steps']), float('nan')):.0f} |" for x in res))
+    best = choose(rows, baseline)
+    lines.append("")
+    lines.append(f"Chosen default (fewest steps within 1.5 points of accuracy and 10 % of the FD of {baseline[0]}-{baseline[1]}): "
+                 f"{best['sampler']}, {best['steps']} steps.")
     table = "\n".join(lines)
     if plot:
         draw(rows, plot, base)
@@ -152,7 +166,7 @@ def draw(rows: list[dict], path: str, base: dict) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["run", "report"])
+    ap.add_argument("command", choices=["run", "report", "apply"])
     ap.add_argument("out", nargs="?", default="runs/sampler-table")
     ap.add_argument("--model", default="models/fmnist-64.onnx")
     ap.add_argument("--samplers", default="ddim,ddpm,dpmpp-2m")
@@ -161,10 +175,18 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--plot")
+    ap.add_argument("--files", nargs="*", default=[], help="apply: the model files that take the chosen default")
     args = ap.parse_args(argv)
     if args.command == "run":
         run(args.model, args.out, args.samplers.split(","), [int(s) for s in args.steps.split(",")], args.per_class,
             args.seed, args.threads)
+    elif args.command == "apply":
+        from .export import annotate
+        with open(os.path.join(args.out, "rows.jsonl")) as f:
+            best = choose([json.loads(line) for line in f])
+        for path in args.files:
+            annotate(path, {"rin.default_sampler": best["sampler"], "rin.default_steps": str(best["steps"])})
+            print(f"{path}: rin.default_sampler = {best['sampler']}, rin.default_steps = {best['steps']}")
     else:
         print(report(args.out, args.plot))
     return 0

@@ -8,10 +8,10 @@ using RinServe.Onnx.Tests;
 
 namespace RinServe.WebApi.Tests;
 
-/// <summary>The service on a copy of the tiny fixture model whose metadata adds <c>rin.default_guidance = 1.5</c>.</summary>
-public sealed class GuidedModelService : IAsyncLifetime
+/// <summary>The service on a copy of the tiny fixture model with its metadata edited: the base of fixtures that each test one key.</summary>
+public abstract class EditedModelService(Action<IDictionary<string, string>> edit) : IAsyncLifetime
 {
-    public string Folder { get; } = Path.Combine(Path.GetTempPath(), "rinserve-tests-guided-" + Guid.NewGuid().ToString("N"));
+    public string Folder { get; } = Path.Combine(Path.GetTempPath(), "rinserve-tests-edited-" + Guid.NewGuid().ToString("N"));
     public RinServeFactory Factory { get; private set; } = null!;
 
     public Task InitializeAsync()
@@ -20,7 +20,7 @@ public sealed class GuidedModelService : IAsyncLifetime
         var tiny = File.ReadAllBytes(Path.Combine(TestModels.ParityFolder, "tiny.onnx"));
         File.WriteAllBytes(Path.Combine(Folder, "tiny.onnx"), OnnxModels.WithMetadata(tiny, metadata =>
         {
-            metadata["rin.default_guidance"] = "1.5";
+            edit(metadata);
             return metadata;
         }));
         Factory = new RinServeFactory(new Dictionary<string, string?> { ["RinServe:ModelsPath"] = Folder });
@@ -34,6 +34,9 @@ public sealed class GuidedModelService : IAsyncLifetime
         Directory.Delete(Folder, recursive: true);
     }
 }
+
+/// <summary>The tiny fixture model with <c>rin.default_guidance = 1.5</c>.</summary>
+public sealed class GuidedModelService() : EditedModelService(metadata => metadata["rin.default_guidance"] = "1.5");
 
 public sealed class DefaultGuidanceTests(GuidedModelService service) : IClassFixture<GuidedModelService>
 {

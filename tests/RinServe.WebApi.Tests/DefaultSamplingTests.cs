@@ -1,40 +1,18 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using RinServe.Onnx.Tests;
 
 namespace RinServe.WebApi.Tests;
 
 /// <summary>
-/// The service on a copy of the tiny fixture model whose metadata names a default sampler and steps (dpmpp-2m, 4); the
-/// test factory's Sampling:DefaultSteps is 3.
+/// The tiny fixture model whose metadata names a default sampler and steps (dpmpp-2m, 4); the test factory's
+/// Sampling:DefaultSteps is 3.
 /// </summary>
-public sealed class DefaultSamplingService : IAsyncLifetime
+public sealed class DefaultSamplingService() : EditedModelService(metadata =>
 {
-    public string Folder { get; } = Path.Combine(Path.GetTempPath(), "rinserve-tests-sampling-" + Guid.NewGuid().ToString("N"));
-    public RinServeFactory Factory { get; private set; } = null!;
-
-    public Task InitializeAsync()
-    {
-        Directory.CreateDirectory(Folder);
-        var tiny = File.ReadAllBytes(Path.Combine(TestModels.ParityFolder, "tiny.onnx"));
-        File.WriteAllBytes(Path.Combine(Folder, "tiny.onnx"), OnnxModels.WithMetadata(tiny, metadata =>
-        {
-            metadata["rin.default_sampler"] = "dpmpp_2m"; // an alias: read as dpmpp-2m
-            metadata["rin.default_steps"] = "4";
-            return metadata;
-        }));
-        Factory = new RinServeFactory(new Dictionary<string, string?> { ["RinServe:ModelsPath"] = Folder });
-        _ = Factory.Server;
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync()
-    {
-        await Factory.DisposeAsync();
-        Directory.Delete(Folder, recursive: true);
-    }
-}
+    metadata["rin.default_sampler"] = "dpmpp_2m"; // an alias: read as dpmpp-2m
+    metadata["rin.default_steps"] = "4";
+});
 
 public sealed class DefaultSamplingTests(DefaultSamplingService service) : IClassFixture<DefaultSamplingService>
 {
