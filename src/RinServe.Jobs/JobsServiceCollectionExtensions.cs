@@ -42,6 +42,8 @@ public static class JobsServiceCollectionExtensions
     /// <summary>Registers the batching worker; the host must also register an <see cref="IImageGenerator"/>.</summary>
     public static IServiceCollection AddBatchingWorker(this IServiceCollection services)
     {
+        services.AddOptions<TestingOptions>().BindConfiguration(TestingOptions.Section);
+        services.AddSingleton<StepGate>();
         services.AddHostedService<BatchingWorker>();
         return services;
     }

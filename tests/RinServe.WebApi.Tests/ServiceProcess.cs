@@ -8,6 +8,8 @@ public sealed class ServiceProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _lines = new();
+    private readonly Lock _waitersLock = new();
+    private readonly List<(string Text, TaskCompletionSource Seen)> _waiters = [];
 
     public string Name { get; }
     public int Port { get; }
@@ -39,8 +41,8 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
         var process = Process.Start(info) ?? throw new InvalidOperationException($"{name} did not start");
         var service = new ServiceProcess(name, port, process);
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) { service._lines.Enqueue(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { service._lines.Enqueue(e.Data); } };
+        process.OutputDataReceived += (_, e) => service.Add(e.Data);
+        process.ErrorDataReceived += (_, e) => service.Add(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return service;
@@ -67,6 +69,48 @@ public sealed class ServiceProcess : IAsyncDisposable
     public string Output => string.Join('\n', _lines);
 
     public int CountLines(string text) => _lines.Count(l => l.Contains(text, StringComparison.Ordinal));
+
+    /// <summary>Completes when the process has written a line containing <paramref name="text"/> (at once if it already has): an event, not a poll.</summary>
+    public async Task WaitForLineAsync(string text, TimeSpan timeout)
+    {
+        var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_waitersLock)
+        {
+            if (CountLines(text) > 0)
+            {
+                return;
+            }
+
+            _waiters.Add((text, seen));
+        }
+
+        try
+        {
+            await seen.Task.WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"{Name} wrote no line with '{text}' within {timeout}:\n{Output}");
+        }
+    }
+
+    private void Add(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_waitersLock)
+        {
+            _lines.Enqueue(line);
+            foreach (var waiter in _waiters.Where(w => line.Contains(w.Text, StringComparison.Ordinal)).ToList())
+            {
+                waiter.Seen.TrySetResult();
+                _waiters.Remove(waiter);
+            }
+        }
+    }
 
     public async Task WaitHealthyAsync(string path, TimeSpan timeout)
     {

@@ -18,19 +18,20 @@ public sealed class SigtermTests
     {
         await using var redis = await RedisServer.StartAsync();
         var prefix = $"term{Guid.NewGuid():N}:";
-        await using var service = ServiceProcess.Start("all", ProcessSettings.For("all", redis, prefix, Common));
+        using var gate = new StepGateFifo(gatedClass: 1);
+        await using var service = ServiceProcess.Start("all", ProcessSettings.For("all", redis, prefix, [.. Common, .. gate.Settings]));
         await service.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60));
         using var client = new HttpClient { BaseAddress = new Uri(service.Url), Timeout = TimeSpan.FromSeconds(120) };
 
-        // A job of a few seconds runs; three more wait behind it (MaxBatch 1). 3,000 steps finished before the SIGTERM
-        // on an idle box (the long poll then got 200): still a timing assumption, which issue 25 replaces with a gate.
-        var running = await ProcessSettings.SubmitAsync(client, "class=1&steps=10000");
+        // A job runs and the step gate holds it after its first step until the drill lets it go; three more wait behind it
+        // (MaxBatch 1). An event, not a long job: a job of 10,000 steps once finished before the SIGTERM on an idle box.
+        var running = await ProcessSettings.SubmitAsync(client, "class=1&steps=20");
         var waiting = new List<string>();
         for (var i = 0; i < 3; i++)
         {
             waiting.Add(await ProcessSettings.SubmitAsync(client, $"class=2&steps=5&seed={i}"));
         }
-        await Http.WaitForStateAsync(client, running, "running");
+        await gate.HeldAsync(service, running, TimeSpan.FromSeconds(60));
 
         // Clients of a queued job: a long poll (an idempotent retry of its POST with Prefer: wait) and an event stream.
         var events = await client.SendAsync(new HttpRequestMessage(HttpMethod.Get, $"/jobs/{waiting[0]}/events"), HttpCompletionOption.ResponseHeadersRead);
@@ -51,6 +52,8 @@ public sealed class SigtermTests
         Assert.Equal(HttpStatusCode.Accepted, answer.StatusCode);
         Assert.NotNull(answer.Headers.Location);
         await streamEnded.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.False(service.HasExited); // it is still finishing the running batch, held at the gate
+        await gate.Release(TimeSpan.FromSeconds(10));
         var exit = await service.WaitForExitAsync(TimeSpan.FromSeconds(50));
         Assert.True(exit == 0, $"exit {exit?.ToString() ?? "none within 50 s"}:\n{service.Output}");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(50), $"took {clock.Elapsed}");
@@ -71,16 +74,18 @@ public sealed class SigtermTests
     [Fact]
     public async Task In_process_queue_drains_on_sigterm_refusing_new_jobs_and_serving_results_until_it_stops()
     {
-        await using var service = ServiceProcess.Start("all", ProcessSettings.For("all", null, "", [.. Common,
+        using var gate = new StepGateFifo(gatedClass: 1);
+        await using var service = ServiceProcess.Start("all", ProcessSettings.For("all", null, "", [.. Common, .. gate.Settings,
             ("RinServe__ShutdownDrainTimeout", "00:00:40"), ("RinServe__ShutdownResultGrace", "00:00:03")]));
         await service.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60));
         using var client = new HttpClient { BaseAddress = new Uri(service.Url), Timeout = TimeSpan.FromSeconds(60) };
-        var accepted = new List<string> { await ProcessSettings.SubmitAsync(client, "class=1&steps=2000") };
+        // The first job is held at the step gate (after its first step) until the drill has seen the refusals.
+        var accepted = new List<string> { await ProcessSettings.SubmitAsync(client, "class=1&steps=20") };
         for (var i = 0; i < 3; i++)
         {
-            accepted.Add(await ProcessSettings.SubmitAsync(client, $"class={i}&steps=300&seed={i}"));
+            accepted.Add(await ProcessSettings.SubmitAsync(client, $"class={2 * i}&steps=5&seed={i}"));
         }
-        await Http.WaitForStateAsync(client, accepted[0], "running");
+        await gate.HeldAsync(service, accepted[0], TimeSpan.FromSeconds(60));
 
         service.Terminate();
         var deadline = DateTime.UtcNow.AddSeconds(10);
@@ -93,6 +98,7 @@ public sealed class SigtermTests
         await Http.AssertProblemAsync(refused, HttpStatusCode.ServiceUnavailable, null);
         Assert.True(refused.Headers.RetryAfter?.Delta > TimeSpan.Zero);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await client.GetAsync("/healthz/ready")).StatusCode);
+        await gate.Release(TimeSpan.FromSeconds(10));
 
         // Every job accepted before SIGTERM finishes, and its image can still be fetched.
         foreach (var id in accepted)

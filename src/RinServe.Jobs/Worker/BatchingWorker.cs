@@ -21,6 +21,7 @@ public sealed class BatchingWorker(
     JobMetrics metrics,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
+    StepGate gate,
     ILogger<BatchingWorker> logger) : BackgroundService
 {
     private readonly WorkersOptions _options = options.Value;
@@ -145,6 +146,8 @@ public sealed class BatchingWorker(
                 {
                     queue.ReportProgress(running[j], step.Step, previews.Claim(j));
                 }
+
+                gate.AfterStep(running, step.Step);
             }, previews, cancel.Token), CancellationToken.None);
             watch.Stop();
             metrics.BatchFinished(model, images.Count, settings.Steps, watch.Elapsed);

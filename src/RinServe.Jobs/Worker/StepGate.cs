@@ -1,0 +1,58 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace RinServe.Jobs;
+
+/// <summary>
+/// Section <c>Testing</c>: hooks for drills, all off by default. A production deployment sets none of them.
+/// </summary>
+public sealed class TestingOptions
+{
+    public const string Section = "Testing";
+
+    /// <summary>
+    /// A named pipe (FIFO) that holds jobs of <see cref="StepGateClass"/> after their first step until a drill writes one
+    /// line to it per job (<see cref="StepGate"/>). Empty: no gate.
+    /// </summary>
+    public string? StepGate { get; set; }
+
+    /// <summary>The class whose jobs the gate holds.</summary>
+    public long StepGateClass { get; set; } = -1;
+}
+
+/// <summary>
+/// Lets a drill hold a running job at a step boundary for as long as it needs (a SIGTERM, a kill, a Redis restart while
+/// the job is running) and release it with an event, instead of hoping that a job of many steps is still running after
+/// some milliseconds (tests that wait on time fail on fast machines). After the first step of each job of the gated
+/// class, the worker logs "Step gate: holding job ID" and blocks reading one line from the FIFO; the drill waits for that
+/// line in the log and writes a line to let the job go on. The heartbeat keeps the job's lease meanwhile.
+/// </summary>
+public sealed class StepGate(IOptions<TestingOptions> options, ILogger<StepGate> logger)
+{
+    private readonly string? _path = string.IsNullOrWhiteSpace(options.Value.StepGate) ? null : options.Value.StepGate;
+    private readonly long _class = options.Value.StepGateClass;
+
+    public bool Enabled => _path is not null;
+
+    /// <summary>Called on the sampler's thread after each step of a batch; blocks while a gated job waits to be let go.</summary>
+    public void AfterStep(IReadOnlyList<LeasedJob> jobs, int step)
+    {
+        if (_path is null || step != 1)
+        {
+            return;
+        }
+
+        foreach (var job in jobs)
+        {
+            if (job.Job.Spec.ClassId != _class)
+            {
+                continue;
+            }
+
+            logger.LogWarning("Step gate: holding job {JobId} after step 1 until a line is written to {Gate}", job.Id, _path);
+            using var reader = new StreamReader(_path); // a FIFO: opening waits for a writer, reading for its line
+            reader.ReadLine();
+            logger.LogWarning("Step gate: released job {JobId}", job.Id);
+        }
+    }
+}
