@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Polly;
 using StackExchange.Redis;
@@ -43,7 +44,7 @@ public static class JobsServiceCollectionExtensions
     public static IServiceCollection AddBatchingWorker(this IServiceCollection services)
     {
         services.AddOptions<TestingOptions>().BindConfiguration(TestingOptions.Section);
-        services.AddSingleton<StepGate>();
+        services.TryAddSingleton<IStepGate, FifoStepGate>();
         services.AddHostedService<BatchingWorker>();
         return services;
     }

@@ -1,13 +1,24 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using RinServe.Jobs;
 
 namespace RinServe.WebApi.Tests;
 
-/// <summary>The service in-memory, on the tiny fixture model (16 px, real ONNX), with test-sized settings.</summary>
-public sealed class RinServeFactory(IReadOnlyDictionary<string, string?> settings) : WebApplicationFactory<Program>
+/// <summary>
+/// The service in-memory, on the tiny fixture model (16 px, real ONNX), with test-sized settings; <paramref name="gate"/>,
+/// when given, is the worker's step gate (a test holds a running job with it).
+/// </summary>
+public sealed class RinServeFactory(IReadOnlyDictionary<string, string?> settings, IStepGate? gate = null) : WebApplicationFactory<Program>
 {
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        if (gate is not null)
+        {
+            builder.ConfigureTestServices(services => services.AddSingleton(gate));
+        }
+
         var defaults = new Dictionary<string, string?>
         {
             ["RinServe:ModelsPath"] = TestModels.Folder,

@@ -1,5 +1,6 @@
 using System.Net;
-using System.Net.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using RinServe.Testing;
 using StackExchange.Redis;
 
@@ -12,6 +13,7 @@ public sealed class ShutdownTests
     {
         await using var redis = await RedisServer.StartAsync();
         var prefix = $"stop{Guid.NewGuid():N}:";
+        using var gate = new HeldJobGate(gatedClass: 1);
         var factory = new RinServeFactory(new Dictionary<string, string?>
         {
             ["RinServe:Redis"] = redis.ConnectionString,
@@ -19,9 +21,8 @@ public sealed class ShutdownTests
             ["Workers:MaxBatch"] = "4",
             // Long enough that both jobs arrive in one take; their settings differ, so they run as two batches.
             ["Workers:MaxBatchDelay"] = "00:00:01",
-            // The running batch must finish inside the host's shutdown timeout, also on a loaded machine.
             ["shutdownTimeoutSeconds"] = "180",
-        });
+        }, gate);
         var client = factory.CreateClient();
         async Task<string> Submit(int steps)
         {
@@ -32,24 +33,13 @@ public sealed class ShutdownTests
             return response.Headers.GetValues("X-Job-Id").Single();
         }
         // Sent together so a loaded machine still delivers both in one take.
-        var submitted = await Task.WhenAll(Submit(20000), Submit(19999));
-        // Whichever the worker started first is "running"; the other is held, waiting for its own batch.
-        string? running = null;
-        for (var tries = 0; running is null && tries < 1500; tries++)
-        {
-            foreach (var id in submitted)
-            {
-                var job = await client.GetFromJsonAsync<System.Text.Json.JsonElement>($"/jobs/{id}");
-                if (job.GetProperty("status").GetString() == "running")
-                {
-                    running = id;
-                }
-            }
-            await Task.Delay(10);
-        }
-        Assert.NotNull(running);
+        var submitted = await Task.WhenAll(Submit(20), Submit(19));
+        // The gate holds whichever batch the worker started first (after its first step); the other waits for its own batch.
+        var running = await gate.Held.WaitAsync(TimeSpan.FromSeconds(60));
         var waiting = submitted.Single(id => id != running);
 
+        // The held batch goes on only once the host is stopping: it must finish, and the other must go back unstarted.
+        factory.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(gate.Open);
         await factory.DisposeAsync();
 
         await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
@@ -66,17 +56,19 @@ public sealed class ShutdownTests
     {
         await using var redis = await RedisServer.StartAsync();
         var prefix = $"abort{Guid.NewGuid():N}:";
+        // The gate holds the job after its first step and is never opened: only the shutdown timeout ends the batch.
+        using var gate = new HeldJobGate(gatedClass: 1);
         var factory = new RinServeFactory(new Dictionary<string, string?>
         {
             ["RinServe:Redis"] = redis.ConnectionString,
             ["Jobs:KeyPrefix"] = prefix,
             ["shutdownTimeoutSeconds"] = "1",
-        });
+        }, gate);
         var client = factory.CreateClient();
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=1&steps=20000");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=1&steps=20");
         request.Headers.Add("Prefer", "respond-async");
         var id = (await client.SendAsync(request)).Headers.GetValues("X-Job-Id").Single();
-        await Http.WaitForStateAsync(client, id, "running");
+        Assert.Equal(id, await gate.Held.WaitAsync(TimeSpan.FromSeconds(60)));
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         await factory.DisposeAsync();

@@ -21,7 +21,7 @@ public sealed class BatchingWorker(
     JobMetrics metrics,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
-    StepGate gate,
+    IStepGate gate,
     ILogger<BatchingWorker> logger) : BackgroundService
 {
     private readonly WorkersOptions _options = options.Value;
@@ -147,7 +147,7 @@ public sealed class BatchingWorker(
                     queue.ReportProgress(running[j], step.Step, previews.Claim(j));
                 }
 
-                gate.AfterStep(running, step.Step);
+                gate.AfterStep(running, step.Step, cancel.Token);
             }, previews, cancel.Token), CancellationToken.None);
             watch.Stop();
             metrics.BatchFinished(model, images.Count, settings.Steps, watch.Elapsed);

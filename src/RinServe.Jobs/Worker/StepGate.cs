@@ -12,7 +12,7 @@ public sealed class TestingOptions
 
     /// <summary>
     /// A named pipe (FIFO) that holds jobs of <see cref="StepGateClass"/> after their first step until a drill writes one
-    /// line to it per job (<see cref="StepGate"/>). Empty: no gate.
+    /// line to it per job (<see cref="FifoStepGate"/>). Empty: no gate.
     /// </summary>
     public string? StepGate { get; set; }
 
@@ -21,21 +21,31 @@ public sealed class TestingOptions
 }
 
 /// <summary>
+/// Where the worker lets a test hold a running batch after a step: <see cref="FifoStepGate"/> for drills on real processes,
+/// a test's own implementation in process. Called on the sampler's thread after each step, progress already reported.
+/// </summary>
+public interface IStepGate
+{
+    /// <summary>Returns when the batch may go on: at once, unless a test holds it; early when <paramref name="batchCanceled"/> fires.</summary>
+    void AfterStep(IReadOnlyList<LeasedJob> jobs, int step, CancellationToken batchCanceled);
+}
+
+/// <summary>
 /// Lets a drill hold a running job at a step boundary for as long as it needs (a SIGTERM, a kill, a Redis restart while
 /// the job is running) and release it with an event, instead of hoping that a job of many steps is still running after
 /// some milliseconds (tests that wait on time fail on fast machines). After the first step of each job of the gated
 /// class, the worker logs "Step gate: holding job ID" and blocks reading one line from the FIFO; the drill waits for that
-/// line in the log and writes a line to let the job go on. The heartbeat keeps the job's lease meanwhile.
+/// line in the log and writes a line to let the job go on. The heartbeat keeps the job's lease meanwhile. A blocked read
+/// does not see the batch's cancellation: a drill that holds a job must release it.
 /// </summary>
-public sealed class StepGate(IOptions<TestingOptions> options, ILogger<StepGate> logger)
+public sealed class FifoStepGate(IOptions<TestingOptions> options, ILogger<FifoStepGate> logger) : IStepGate
 {
     private readonly string? _path = string.IsNullOrWhiteSpace(options.Value.StepGate) ? null : options.Value.StepGate;
     private readonly long _class = options.Value.StepGateClass;
 
     public bool Enabled => _path is not null;
 
-    /// <summary>Called on the sampler's thread after each step of a batch; blocks while a gated job waits to be let go.</summary>
-    public void AfterStep(IReadOnlyList<LeasedJob> jobs, int step)
+    public void AfterStep(IReadOnlyList<LeasedJob> jobs, int step, CancellationToken batchCanceled)
     {
         if (_path is null || step != 1)
         {

@@ -1,0 +1,35 @@
+using RinServe.Jobs;
+
+namespace RinServe.WebApi.Tests;
+
+/// <summary>
+/// The worker's step gate for in-process tests: holds every job of one class after its first step until <see cref="Open"/>
+/// (or until the batch is canceled), and tells the test which job it holds. Events both ways: no test waits on a time.
+/// </summary>
+public sealed class HeldJobGate(long gatedClass) : IStepGate, IDisposable
+{
+    private readonly TaskCompletionSource<string> _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ManualResetEventSlim _open = new();
+
+    /// <summary>The id of the first job held.</summary>
+    public Task<string> Held => _held.Task;
+
+    public void Open() => _open.Set();
+
+    public void AfterStep(IReadOnlyList<LeasedJob> jobs, int step, CancellationToken batchCanceled)
+    {
+        if (step != 1 || !jobs.Any(j => j.Job.Spec.ClassId == gatedClass))
+        {
+            return;
+        }
+
+        _held.TrySetResult(jobs.First(j => j.Job.Spec.ClassId == gatedClass).Id);
+        WaitHandle.WaitAny([_open.WaitHandle, batchCanceled.WaitHandle]);
+    }
+
+    public void Dispose()
+    {
+        _open.Set();
+        _open.Dispose();
+    }
+}
