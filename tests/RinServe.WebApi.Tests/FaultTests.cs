@@ -30,8 +30,15 @@ public sealed class FaultTests
             ["Logging__Console__FormatterName"] = "simple",
             ["Logging__LogLevel__Default"] = "Information",
         };
+        // Worker 1 holds every job it starts at the step gate (after its first step), so it is surely mid-batch when killed.
+        using var gate = new StepGateFifo(gatedClass: null);
+        var doomedSettings = Environment("worker");
+        foreach (var (key, value) in gate.Settings)
+        {
+            doomedSettings[key] = value;
+        }
         await using var api = ServiceProcess.Start("api", Environment("api"));
-        await using var doomed = ServiceProcess.Start("worker-1", Environment("worker"));
+        await using var doomed = ServiceProcess.Start("worker-1", doomedSettings);
         await using var survivor = ServiceProcess.Start("worker-2", Environment("worker"));
         await Task.WhenAll(
             api.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60)),
@@ -42,7 +49,7 @@ public sealed class FaultTests
         var ids = new List<string>();
         for (var i = 0; i < 50; i++)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class={i % 10}&steps=1000&seed={i}");
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class={i % 10}&steps=20&seed={i}");
             request.Headers.Add("Prefer", "respond-async");
             var response = await client.SendAsync(request);
             Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
@@ -50,15 +57,10 @@ public sealed class FaultTests
         }
 
         // Kill worker 1 while it runs a batch: its jobs are pending in Redis, held by a dead consumer.
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (doomed.CountLines("Running batch") < 2 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(10);
-        }
-        Assert.True(doomed.CountLines("Running batch") >= 2, "worker 1 never ran a batch:\n" + doomed.Output);
+        await gate.HeldAsync(doomed, null, TimeSpan.FromSeconds(60));
         doomed.Kill();
 
-        deadline = DateTime.UtcNow.AddSeconds(90);
+        var deadline = DateTime.UtcNow.AddSeconds(90);
         foreach (var id in ids)
         {
             while (true)
@@ -135,30 +137,24 @@ public sealed class FaultTests
     {
         await using var redis = await RedisServer.StartAsync();
         var prefix = $"wait{Guid.NewGuid():N}:";
+        // The gate holds the job after its first step for the rest of the test, so the request is still waiting on it.
+        using var gate = new HeldJobGate(gatedClass: 1);
         await using var factory = new RinServeFactory(new Dictionary<string, string?>
         {
             ["RinServe:Redis"] = redis.ConnectionString,
             ["Jobs:KeyPrefix"] = prefix,
-            // The 20000-step batch is still running when the test ends: stop it at the next step instead of waiting 30 s.
+            // The held batch ends the test running: stop it at the next step instead of waiting 30 s.
             ["shutdownTimeoutSeconds"] = "2",
             ["Jobs:RedisBreakDuration"] = "00:00:01",
             ["Jobs:RedisAttemptTimeout"] = "00:00:00.500",
             ["Workers:ErrorBackoff"] = "00:00:00.200",
-        });
+        }, gate);
         var client = factory.CreateClient();
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=1&steps=20000");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=1&steps=20");
         request.Headers.Add("Prefer", "wait=60");
         var waiting = client.SendAsync(request);
-        // Redis goes away only once the job is accepted (its stream entry exists) and the request is waiting on it.
-        await using (var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString))
-        {
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (await connection.GetDatabase().StreamLengthAsync(prefix + "q:tiny") == 0 && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(20);
-            }
-        }
-        await Task.Delay(300);
+        // Redis goes away only once the job is accepted and running (held), and the request is waiting on it.
+        await gate.Held.WaitAsync(TimeSpan.FromSeconds(60));
         Assert.False(waiting.IsCompleted);
 
         await redis.StopAsync();

@@ -11,7 +11,8 @@ public sealed class StepGateFifo : IDisposable
 {
     private readonly string _folder = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "rinserve-gate-" + Guid.NewGuid().ToString("N"));
 
-    public StepGateFifo(long gatedClass)
+    /// <param name="gatedClass">The class whose jobs are held; null: every job.</param>
+    public StepGateFifo(long? gatedClass)
     {
         GatedClass = gatedClass;
         Directory.CreateDirectory(_folder);
@@ -26,13 +27,15 @@ public sealed class StepGateFifo : IDisposable
 
     public string Path { get; }
 
-    public long GatedClass { get; }
+    public long? GatedClass { get; }
 
     /// <summary>The service's environment settings that turn the gate on.</summary>
-    public (string, string)[] Settings => [("Testing__StepGate", Path), ("Testing__StepGateClass", GatedClass.ToString(System.Globalization.CultureInfo.InvariantCulture))];
+    public (string, string)[] Settings => GatedClass is { } gated
+        ? [("Testing__StepGate", Path), ("Testing__StepGateClass", gated.ToString(System.Globalization.CultureInfo.InvariantCulture))]
+        : [("Testing__StepGate", Path)];
 
-    /// <summary>Completes when the service holds job <paramref name="jobId"/> at the gate.</summary>
-    public Task HeldAsync(ServiceProcess service, string jobId, TimeSpan timeout) => service.WaitForLineAsync($"Step gate: holding job {jobId}", timeout);
+    /// <summary>Completes when the service holds job <paramref name="jobId"/> (any job: null) at the gate.</summary>
+    public Task HeldAsync(ServiceProcess service, string? jobId, TimeSpan timeout) => service.WaitForLineAsync($"Step gate: holding job {jobId}", timeout);
 
     /// <summary>Lets the held job go on (opening the FIFO for writing waits for the gate's reader, which is there once held).</summary>
     public async Task Release(TimeSpan timeout) =>

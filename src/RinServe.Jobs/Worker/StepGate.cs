@@ -16,8 +16,8 @@ public sealed class TestingOptions
     /// </summary>
     public string? StepGate { get; set; }
 
-    /// <summary>The class whose jobs the gate holds.</summary>
-    public long StepGateClass { get; set; } = -1;
+    /// <summary>The class whose jobs the gate holds; unset: every job.</summary>
+    public long? StepGateClass { get; set; }
 }
 
 /// <summary>
@@ -34,14 +34,14 @@ public interface IStepGate
 /// Lets a drill hold a running job at a step boundary for as long as it needs (a SIGTERM, a kill, a Redis restart while
 /// the job is running) and release it with an event, instead of hoping that a job of many steps is still running after
 /// some milliseconds (tests that wait on time fail on fast machines). After the first step of each job of the gated
-/// class, the worker logs "Step gate: holding job ID" and blocks reading one line from the FIFO; the drill waits for that
+/// class (every job when no class is set), the worker logs "Step gate: holding job ID" and blocks reading one line from the FIFO; the drill waits for that
 /// line in the log and writes a line to let the job go on. The heartbeat keeps the job's lease meanwhile. A blocked read
 /// does not see the batch's cancellation: a drill that holds a job must release it.
 /// </summary>
 public sealed class FifoStepGate(IOptions<TestingOptions> options, ILogger<FifoStepGate> logger) : IStepGate
 {
     private readonly string? _path = string.IsNullOrWhiteSpace(options.Value.StepGate) ? null : options.Value.StepGate;
-    private readonly long _class = options.Value.StepGateClass;
+    private readonly long? _class = options.Value.StepGateClass;
 
     public bool Enabled => _path is not null;
 
@@ -54,7 +54,7 @@ public sealed class FifoStepGate(IOptions<TestingOptions> options, ILogger<FifoS
 
         foreach (var job in jobs)
         {
-            if (job.Job.Spec.ClassId != _class)
+            if (_class is { } gated && job.Job.Spec.ClassId != gated)
             {
                 continue;
             }
