@@ -3,11 +3,18 @@ using RinServe.Jobs;
 namespace RinServe.WebApi.Tests;
 
 /// <summary>
-/// The worker's step gate for in-process tests: holds every job of one class after its first step until <see cref="Open"/>
-/// (or until the batch is canceled), and tells the test which job it holds. Events both ways: no test waits on a time.
+/// The worker's step gate for in-process tests: holds every job it picks (<paramref name="holds"/>) after its first step
+/// until <see cref="Open"/> (or until the batch is canceled), and tells the test which job it holds. Events both ways: no
+/// test waits on a time.
 /// </summary>
-public sealed class HeldJobGate(long gatedClass) : IStepGate, IDisposable
+public sealed class HeldJobGate(Func<JobSpec, bool> holds) : IStepGate, IDisposable
 {
+    /// <summary>Holds the jobs of one class.</summary>
+    public HeldJobGate(long gatedClass)
+        : this(spec => spec.ClassId == gatedClass)
+    {
+    }
+
     private readonly TaskCompletionSource<string> _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ManualResetEventSlim _open = new();
 
@@ -18,12 +25,12 @@ public sealed class HeldJobGate(long gatedClass) : IStepGate, IDisposable
 
     public void AfterStep(IReadOnlyList<LeasedJob> jobs, int step, CancellationToken batchCanceled)
     {
-        if (step != 1 || !jobs.Any(j => j.Job.Spec.ClassId == gatedClass))
+        if (step != 1 || !jobs.Any(j => holds(j.Job.Spec)))
         {
             return;
         }
 
-        _held.TrySetResult(jobs.First(j => j.Job.Spec.ClassId == gatedClass).Id);
+        _held.TrySetResult(jobs.First(j => holds(j.Job.Spec)).Id);
         WaitHandle.WaitAny([_open.WaitHandle, batchCanceled.WaitHandle]);
     }
 

@@ -10,14 +10,21 @@ public sealed class InProcessService : IAsyncLifetime
 {
     public RinServeFactory Factory { get; private set; } = null!;
 
+    /// <summary>Holds the job of seed <see cref="ApiContract.HeldSeed"/> after its first step (ApiContract's running job).</summary>
+    public HeldJobGate Gate { get; } = ApiContract.NewGate();
+
     public Task InitializeAsync()
     {
-        Factory = new RinServeFactory(new Dictionary<string, string?>());
+        Factory = new RinServeFactory(new Dictionary<string, string?>(), Gate);
         _ = Factory.Server;
         return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync() => await Factory.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        await Factory.DisposeAsync();
+        Gate.Dispose();
+    }
 }
 
 /// <summary>One service per test class: API and worker in one process, jobs through a real redis-server.</summary>
@@ -26,16 +33,20 @@ public sealed class RedisBackedService : IAsyncLifetime
     public RedisServer Redis { get; private set; } = null!;
     public RinServeFactory Factory { get; private set; } = null!;
 
+    /// <summary>Holds the job of seed <see cref="ApiContract.HeldSeed"/> after its first step (ApiContract's running job).</summary>
+    public HeldJobGate Gate { get; } = ApiContract.NewGate();
+
     public async Task InitializeAsync()
     {
         Redis = await RedisServer.StartAsync();
-        Factory = new RinServeFactory(new Dictionary<string, string?> { ["RinServe:Redis"] = Redis.ConnectionString });
+        Factory = new RinServeFactory(new Dictionary<string, string?> { ["RinServe:Redis"] = Redis.ConnectionString }, Gate);
         _ = Factory.Server;
     }
 
     public async Task DisposeAsync()
     {
         await Factory.DisposeAsync();
+        Gate.Dispose();
         await Redis.DisposeAsync();
     }
 }
