@@ -244,19 +244,28 @@ public abstract class JobQueueContract : IAsyncDisposable
         var queue = NewQueue();
         var id = (await queue.EnqueueAsync(Spec(), null)).Job!.Id;
         var seen = new List<JobRecord>();
+        var records = System.Threading.Channels.Channel.CreateUnbounded<JobRecord>();
         var watching = Task.Run(async () =>
         {
             await foreach (var record in queue.WatchAsync(id))
             {
                 seen.Add(record);
+                records.Writer.TryWrite(record);
             }
         });
+        // Each change is made once the watcher has shown the one before (events, not sleeps).
+        async Task SeenAsync(Func<JobRecord, bool> match)
+        {
+            while (!match(await records.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10))))
+            {
+            }
+        }
+        await SeenAsync(r => r.State == JobState.Queued);
         var lease = await TakeOneAsync(queue);
-        await Task.Delay(100);
         Assert.True(await queue.MarkRunningAsync(lease));
-        await Task.Delay(100);
+        await SeenAsync(r => r.State == JobState.Running);
         queue.ReportProgress(lease, 1);
-        await Task.Delay(100);
+        await SeenAsync(r => r.Step == 1);
         await queue.CompleteAsync(lease, [Image(1)]);
         await watching.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(JobState.Queued, seen[0].State);
@@ -295,7 +304,12 @@ public abstract class JobQueueContract : IAsyncDisposable
         await queue.MarkRunningAsync(lease);
         await queue.CompleteAsync(lease, [Image(1)]);
         Assert.NotNull(await queue.GetAsync(id));
-        await Task.Delay(TimeSpan.FromMilliseconds(2200));
+        // Expiry is the event: looked for until it happens (a 1 s TTL), within a generous bound for slow machines.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await queue.GetAsync(id) is not null && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
         Assert.Null(await queue.GetAsync(id));
         Assert.Null(await queue.GetImageAsync(id, 0));
     }
