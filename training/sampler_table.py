@@ -89,11 +89,15 @@ def paired_difference(a: list[float], b: list[float]) -> tuple[float, float]:
 
 
 def choose(rows: list[dict], baseline: tuple[str, int] = ("ddim", 50), points: float = 0.015, fd_ratio: float = 1.10) -> dict:
-    """The default: the fewest steps (then the best accuracy) whose accuracy is within `points` of the baseline's, paired
-    (the mean difference over the same seeds, minus nothing: the figure itself), and whose FD is within `fd_ratio` of it."""
+    """The default: the fewest steps (then the best accuracy) that stays inside both bounds by one standard error: its
+    accuracy, paired with the baseline's over the same seeds, less one SE of that difference, within `points` of the
+    baseline's; its FD plus one (bootstrap) SE within `fd_ratio` times the baseline's FD."""
     base = next(r for r in rows if (r["sampler"], r["steps"]) == baseline)
-    ok = [r for r in rows if paired_difference(r["correct"], base["correct"])[0] >= -points and r["fd"] <= fd_ratio * base["fd"]]
-    return min(ok, key=lambda r: (r["steps"], -r["accuracy"]))
+
+    def inside(r):
+        diff, se = paired_difference(r["correct"], base["correct"])
+        return diff - se >= -points and r["fd"] + r["fd_se"] <= fd_ratio * base["fd"]
+    return min((r for r in rows if inside(r)), key=lambda r: (r["steps"], -r["accuracy"]))
 
 
 def report(out: str, plot: str | None, baseline: tuple[str, int] = ("ddim", 50)) -> str:
@@ -117,7 +121,8 @@ def report(out: str, plot: str | None, baseline: tuple[str, int] = ("ddim", 50))
                      f"{r['fd'] / base['fd']:.2f} |" + "".join(f" {times.get((x, r['sampler'], r['steps']), float('nan')):.0f} |" for x in res))
     best = choose(rows, baseline)
     lines.append("")
-    lines.append(f"Chosen default (fewest steps within 1.5 points of accuracy and 10 % of the FD of {baseline[0]}-{baseline[1]}): "
+    lines.append(f"Chosen default (fewest steps within 1.5 points of accuracy and 10 % of the FD of {baseline[0]}-{baseline[1]}, "
+                 f"by one standard error): "
                  f"{best['sampler']}, {best['steps']} steps.")
     table = "\n".join(lines)
     if plot:

@@ -7,7 +7,7 @@
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 py=${PYTHON:-/usr/bin/python3}
-run=runs/glyph-256-trunk
+run=${RUN:-runs/glyph-256-trunk}   # RUN=runs/glyph-256-ft: a continuation's checkpoint (training.train --set init_from=...)
 step=${PER_CLASS_STEP:-1}          # judge every step-th class at 768 px (1: all 284)
 stage() { echo "== $(date -u +%H:%M:%S) $*"; }
 cli=src/RinServe.Cli/bin/Release/net10.0/RinServe.Cli.dll
@@ -45,8 +45,13 @@ done
 for res in 768 1024; do
   stage "$res px: the default request for every ${step}th class, C# sampler, judged"
   rm -rf "runs/glyph-$res/judge"
-  for c in $(seq 0 "$step" 283); do gen --model "models/glyph-$res.onnx" --class "$c" --seed 1000 --threads 2 \
-      --out "runs/glyph-$res/judge/s-c$c-0.png"; done
+  if [ "$step" = 1 ] && [ "$res" = 768 ]; then   # one process, one batch of all 284 (about 5 GB at 768 px)
+    gen --model "models/glyph-$res.onnx" --class all --seed 1000 --threads 2 --out "runs/glyph-$res/judge/s.png"
+    for f in "runs/glyph-$res/judge"/s-c*.png; do mv "$f" "${f%.png}-0.png"; done   # the judge reads <name>-c<class>-<i>.png
+  else
+    for c in $(seq 0 "$step" 283); do gen --model "models/glyph-$res.onnx" --class "$c" --seed 1000 --threads 2 \
+        --out "runs/glyph-$res/judge/s-c$c-0.png"; done
+  fi
   $py -m training.glyph_judge folder "runs/glyph-$res/judge" --record "runs/glyph-$res/judged-cli.json" \
       --annotate "models/glyph-$res.onnx"
 done

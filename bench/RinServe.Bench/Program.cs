@@ -180,7 +180,8 @@ internal sealed class NullDenoiser(ModelSpec spec) : IDenoiser
 }
 
 /// <summary>Adds up the time spent inside the wrapped denoiser.</summary>
-internal sealed class TimingDenoiser(IDenoiser inner) : IDenoiser
+/// <summary>Times the network: Denoise, or Run when the sampler writes into the lent arrays of a buffered denoiser.</summary>
+internal sealed class TimingDenoiser(IDenoiser inner) : IBufferedDenoiser
 {
     private long _ticks;
 
@@ -197,6 +198,17 @@ internal sealed class TimingDenoiser(IDenoiser inner) : IDenoiser
         inner.Denoise(batch, x, gamma, classIds, latentsIn, pred, latentsOut);
         _ticks += Stopwatch.GetTimestamp() - start;
     }
+
+    public DenoiserBuffers Lend(int batch) => Buffered.Lend(batch);
+
+    public void Run(int batch)
+    {
+        var start = Stopwatch.GetTimestamp();
+        Buffered.Run(batch);
+        _ticks += Stopwatch.GetTimestamp() - start;
+    }
+
+    private IBufferedDenoiser Buffered => inner as IBufferedDenoiser ?? throw new InvalidOperationException("the timed denoiser lends no arrays");
 }
 
 /// <summary>

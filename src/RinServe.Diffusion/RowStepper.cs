@@ -5,8 +5,9 @@ namespace RinServe.Diffusion;
 /// <summary>
 /// Runs one step of any set of rows in one network call: each row at its own step, with its own schedule, sampler and
 /// guidance (the model must be the stepper's). The call's batch is every row's class half, then the null-class half of the
-/// guided rows; γ, class and self-conditioning latents go per row. Reuses its buffers from call to call (growing them when
-/// a bigger set comes), so a loop allocates nothing per step. One stepper per loop: not thread-safe.
+/// guided rows; γ, class and self-conditioning latents go per row. Writes straight into the network's own arrays when it
+/// lends them (<see cref="IBufferedDenoiser"/>), else into buffers it reuses from call to call (growing them when a
+/// bigger set comes), so a loop allocates nothing per step. One stepper per loop: not thread-safe.
 /// </summary>
 public sealed class RowStepper : IDisposable
 {
@@ -55,19 +56,30 @@ public sealed class RowStepper : IDisposable
         Reserve(netRows, rows.Count);
         var perImage = _spec.PixelsPerImage;
         var perLatents = _spec.LatentsPerImage;
+        // The network's own arrays when it lends them (no copy in or out), else this stepper's.
+        var lender = _denoiser as IBufferedDenoiser;
+        var lent = lender is not null ? lender.Lend(netRows) : default;
+        var netIn = lender is not null ? lent.X : _netIn.AsSpan(0, netRows * perImage);
+        var gammas = lender is not null ? lent.Gamma : _gammas.AsSpan(0, netRows);
+        var classes = lender is not null ? lent.ClassIds : _classes.AsSpan(0, netRows);
+        var latentsIn = lender is not null ? lent.LatentsIn : _latentsIn.AsSpan(0, netRows * perLatents);
         var next = rows.Count; // the null-class half follows the class half
         for (var b = 0; b < rows.Count; b++)
         {
             var row = rows[b];
-            var input = _netIn.AsSpan(b * perImage, perImage);
+            var input = netIn.Slice(b * perImage, perImage);
             RinSampler.NetworkInput(row.X, input, _spec.NormalizeInput, row.Statistics);
             var gamma = (float)row.Times.Gamma;
-            Fill(b, gamma, row.Image.ClassId, row.Latents(0));
+            gammas[b] = gamma;
+            classes[b] = row.Image.ClassId;
+            row.Latents(0).CopyTo(latentsIn.Slice(b * perLatents, perLatents));
             _uncondIndex[b] = -1;
             if (row.Guided)
             {
-                input.CopyTo(_netIn.AsSpan(next * perImage, perImage));
-                Fill(next, gamma, _spec.NullClass!.Value, row.Latents(1));
+                input.CopyTo(netIn.Slice(next * perImage, perImage));
+                gammas[next] = gamma;
+                classes[next] = _spec.NullClass!.Value;
+                row.Latents(1).CopyTo(latentsIn.Slice(next * perLatents, perLatents));
                 _uncondIndex[b] = next++;
             }
         }
@@ -75,14 +87,16 @@ public sealed class RowStepper : IDisposable
         _noiseAhead.Start(rows);
         try
         {
-            _denoiser.Denoise(
-                netRows,
-                _netIn.AsSpan(0, netRows * perImage),
-                _gammas.AsSpan(0, netRows),
-                _classes.AsSpan(0, netRows),
-                _latentsIn.AsSpan(0, netRows * perLatents),
-                _netPred.AsSpan(0, netRows * perImage),
-                _latentsOut.AsSpan(0, netRows * perLatents));
+            if (lender is not null)
+            {
+                lender.Run(netRows);
+            }
+            else
+            {
+                _denoiser.Denoise(
+                    netRows, netIn, gammas, classes, latentsIn,
+                    _netPred.AsSpan(0, netRows * perImage), _latentsOut.AsSpan(0, netRows * perLatents));
+            }
         }
         catch
         {
@@ -91,15 +105,16 @@ public sealed class RowStepper : IDisposable
         }
 
         _noiseAhead.Wait();
-
+        ReadOnlySpan<float> pred = lender is not null ? lent.Pred : _netPred.AsSpan(0, netRows * perImage);
+        ReadOnlySpan<float> latentsOut = lender is not null ? lent.LatentsOut : _latentsOut.AsSpan(0, netRows * perLatents);
         for (var b = 0; b < rows.Count; b++)
         {
             var row = rows[b];
-            _latentsOut.AsSpan(b * perLatents, perLatents).CopyTo(row.Latents(0));
+            latentsOut.Slice(b * perLatents, perLatents).CopyTo(row.Latents(0));
             var uncond = _uncondIndex[b];
             if (uncond >= 0)
             {
-                _latentsOut.AsSpan(uncond * perLatents, perLatents).CopyTo(row.Latents(1));
+                latentsOut.Slice(uncond * perLatents, perLatents).CopyTo(row.Latents(1));
             }
 
             var times = row.Times;
@@ -111,8 +126,8 @@ public sealed class RowStepper : IDisposable
                 Denoising.At(times.Gamma, row.Settings.Guidance, _spec),
                 new RowStep(
                     row.X,
-                    _netPred.AsSpan(b * perImage, perImage),
-                    uncond >= 0 ? _netPred.AsSpan(uncond * perImage, perImage) : ReadOnlySpan<float>.Empty,
+                    pred.Slice(b * perImage, perImage),
+                    uncond >= 0 ? pred.Slice(uncond * perImage, perImage) : ReadOnlySpan<float>.Empty,
                     row.Z,
                     row.History,
                     x0));
@@ -145,15 +160,18 @@ public sealed class RowStepper : IDisposable
         (_netIn, _netPred, _gammas, _latentsIn, _latentsOut, _classes) = ([], [], [], [], [], []);
     }
 
-    private void Fill(int index, float gamma, long classId, ReadOnlySpan<float> latents)
-    {
-        _gammas[index] = gamma;
-        _classes[index] = classId;
-        latents.CopyTo(_latentsIn.AsSpan(index * _spec.LatentsPerImage, _spec.LatentsPerImage));
-    }
-
     private void Reserve(int netRows, int rows)
     {
+        if (_uncondIndex.Length < rows)
+        {
+            _uncondIndex = new int[Math.Max(rows, 2 * _uncondIndex.Length)];
+        }
+
+        if (_denoiser is IBufferedDenoiser)
+        {
+            return; // the network lends its own arrays
+        }
+
         var perImage = _spec.PixelsPerImage;
         var perLatents = _spec.LatentsPerImage;
         Grow(ref _netIn, netRows * perImage);
@@ -169,11 +187,6 @@ public sealed class RowStepper : IDisposable
             }
 
             _classes = ArrayPool<long>.Shared.Rent(netRows);
-        }
-
-        if (_uncondIndex.Length < rows)
-        {
-            _uncondIndex = new int[Math.Max(rows, 2 * _uncondIndex.Length)];
         }
     }
 

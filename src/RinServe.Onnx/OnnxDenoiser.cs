@@ -7,9 +7,10 @@ namespace RinServe.Onnx;
 /// The RIN network as an ONNX Runtime session. Not thread-safe: one caller at a time (workers serialize
 /// calls per model); a concurrent call throws instead of corrupting the shared buffers.
 /// Inputs and outputs live in pinned arrays bound once per batch size through an <see cref="OrtIoBinding"/>,
-/// so a step copies spans in and out and allocates nothing.
+/// so a step copies spans in and out and allocates nothing; or, through <see cref="IBufferedDenoiser"/>, the sampler
+/// writes into and reads from those arrays itself and nothing is copied.
 /// </summary>
-internal sealed class OnnxDenoiser : IDenoiser, IDisposable
+internal sealed class OnnxDenoiser : IBufferedDenoiser, IDisposable
 {
     // Batch sizes kept bound at once; dynamic batching uses few distinct sizes.
     private const int MaxBoundBatchSizes = 8;
@@ -69,6 +70,40 @@ internal sealed class OnnxDenoiser : IDenoiser, IDisposable
             _session.RunWithBinding(_runOptions, binding.IoBinding);
             _pred.AsSpan(0, pred.Length).CopyTo(pred);
             _latentsOut.AsSpan(0, latentsOut.Length).CopyTo(latentsOut);
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
+    }
+
+    public DenoiserBuffers Lend(int batch)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
+        Bind(batch);
+        int images = batch * Spec.PixelsPerImage, latents = batch * Spec.LatentsPerImage;
+        return new DenoiserBuffers(
+            _x.AsSpan(0, images), _gamma.AsSpan(0, batch), _classIds.AsSpan(0, batch), _latentsIn.AsSpan(0, latents),
+            _pred.AsSpan(0, images), _latentsOut.AsSpan(0, latents));
+    }
+
+    public void Run(int batch)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!_bindings.TryGetValue(batch, out var binding))
+        {
+            throw new InvalidOperationException($"no buffers were lent for a batch of {batch}");
+        }
+
+        if (Interlocked.Exchange(ref _busy, 1) != 0)
+        {
+            throw new InvalidOperationException($"model '{Spec.Name}' is already running a call; callers must serialize Denoise");
+        }
+
+        try
+        {
+            _session.RunWithBinding(_runOptions, binding.IoBinding);
         }
         finally
         {

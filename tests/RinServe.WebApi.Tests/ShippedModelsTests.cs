@@ -108,6 +108,21 @@ public sealed class ShippedModelsTests(ShippedModelsService service) : IClassFix
     }
 
     [Fact]
+    public async Task The_fmnist_models_default_to_the_sampler_and_steps_their_judge_chose()
+    {
+        // models/MODELS.md, "Samplers and steps": DPM-Solver++(2M), 10 steps (training/sampler_table.py apply).
+        var models = (await _client.GetFromJsonAsync<JsonElement>("/models")).EnumerateArray().ToList();
+        foreach (var model in models.Where(m => m.GetProperty("family").GetString() == "fmnist"))
+        {
+            Assert.Equal(("dpmpp-2m", 10), (model.GetProperty("defaultSampler").GetString(), model.GetProperty("defaultSteps").GetInt32()));
+        }
+
+        var (_, body) = await PostAsync("class=7&res=64");
+        var text = ReadPng(body).Text;
+        Assert.Equal(("dpmpp-2m", "10"), (text["sampler"], text["steps"]));
+    }
+
+    [Fact]
     public async Task Models_says_each_models_family_and_which_a_request_naming_only_res_gets()
     {
         var models = (await _client.GetFromJsonAsync<JsonElement>("/models")).EnumerateArray()
