@@ -91,7 +91,9 @@ public sealed partial class ConfigurationTests
     public void Config_map_with_the_deployments_and_image_sets_every_option_the_app_has()
     {
         var set = AllSettings().Select(s => s.Key).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        foreach (var (section, type) in Sections)
+        // The drills' hooks (a step gate) are off unless set, and a deployment must never set them.
+        Assert.DoesNotContain(set, key => key.StartsWith(TestingOptions.Section + "__", StringComparison.OrdinalIgnoreCase));
+        foreach (var (section, type) in Sections.Where(s => s.Value != typeof(TestingOptions)))
         {
             foreach (var property in type.GetProperties().Where(p => p.CanWrite))
             {
