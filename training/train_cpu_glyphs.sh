@@ -9,6 +9,7 @@ export OMP_WAIT_POLICY=PASSIVE DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 py=${PYTHON:-/usr/bin/python3}
 run=${RUN:-runs/glyph-256-trunk}   # RUN=runs/glyph-256-ft: a continuation's checkpoint (training.train --set init_from=...)
 step=${PER_CLASS_STEP:-1}          # judge every step-th class at 768 px (1: all 284)
+step1024=${PER_CLASS_STEP_1024:-8} # and at 1024 px (8: 36 classes; all 284 cost about 20 minutes here)
 stage() { echo "== $(date -u +%H:%M:%S) $*"; }
 cli=src/RinServe.Cli/bin/Release/net10.0/RinServe.Cli.dll
 gen() { dotnet "$cli" "$@" >/dev/null 2>&1; }
@@ -43,6 +44,7 @@ for res in 768 1024; do
 done
 
 for res in 768 1024; do
+  [ "$res" = 1024 ] && step=$step1024
   stage "$res px: the default request for every ${step}th class, C# sampler, judged"
   rm -rf "runs/glyph-$res/judge"
   if [ "$step" = 1 ] && [ "$res" = 768 ]; then   # one process, one batch of all 284 (about 5 GB at 768 px)
