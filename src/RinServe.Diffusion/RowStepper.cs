@@ -21,6 +21,7 @@ public sealed class RowStepper : IDisposable
     private float[] _latentsIn = [];
     private float[] _latentsOut = [];
     private int[] _uncondIndex = [];
+    private StepTimes[] _times = [];
 
     internal RowStepper(IDenoiser denoiser, INoiseSource noise)
     {
@@ -69,7 +70,8 @@ public sealed class RowStepper : IDisposable
             var row = rows[b];
             var input = netIn.Slice(b * perImage, perImage);
             RinSampler.NetworkInput(row.X, input, _spec.NormalizeInput, row.Statistics);
-            var gamma = (float)row.Times.Gamma;
+            _times[b] = row.Times; // the schedule once per row and step, for the input and the update
+            var gamma = (float)_times[b].Gamma;
             gammas[b] = gamma;
             classes[b] = row.Image.ClassId;
             row.Latents(0).CopyTo(latentsIn.Slice(b * perLatents, perLatents));
@@ -117,7 +119,7 @@ public sealed class RowStepper : IDisposable
                 latentsOut.Slice(uncond * perLatents, perLatents).CopyTo(row.Latents(1));
             }
 
-            var times = row.Times;
+            var times = _times[b];
             var step = row.StepsDone + 1;
             var preview = previews is not null && previews.Wants(step, b);
             var x0 = row.KeepX0 || times.IsLast || preview ? row.X0 : Span<float>.Empty;
@@ -165,6 +167,7 @@ public sealed class RowStepper : IDisposable
         if (_uncondIndex.Length < rows)
         {
             _uncondIndex = new int[Math.Max(rows, 2 * _uncondIndex.Length)];
+            _times = new StepTimes[_uncondIndex.Length];
         }
 
         if (_denoiser is IBufferedDenoiser)
