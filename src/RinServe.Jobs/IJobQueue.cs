@@ -87,21 +87,25 @@ public interface IJobQueue
     Task AcknowledgeAsync(LeasedJob job, CancellationToken ct = default);
 }
 
-/// <summary>Runs the sampler for a loaded model; the host implements it with RinSampler and ONNX Runtime.</summary>
+/// <summary>The loaded models, stepped a row at a time; the host implements it with RinSampler and ONNX Runtime.</summary>
 public interface IImageGenerator
 {
     /// <summary>Names of the models this process can run.</summary>
     IReadOnlyList<string> Models { get; }
 
-    /// <summary>
-    /// One batch; throws <see cref="OperationCanceledException"/> at the next step once canceled.
-    /// <paramref name="previews"/> gets the x̂0 previews it asks for (see <see cref="IPreviewSink"/>).
-    /// </summary>
-    IReadOnlyList<GeneratedImage> Generate(
-        string model,
-        SamplerSettings settings,
-        IReadOnlyList<ImageRequest> requests,
-        Action<StepProgress>? onStep,
-        IPreviewSink? previews,
-        CancellationToken ct);
+    /// <summary>The step-level engine of one loaded model (<see cref="IRowEngine"/>); the caller disposes it.</summary>
+    IRowEngine Open(string model);
+}
+
+/// <summary>
+/// Rows of one model, stepped together: each <see cref="SampleRow"/> is one image at its own step, with its own settings,
+/// and one <see cref="Step"/> is one network call over any set of them. Used from one thread at a time.
+/// </summary>
+public interface IRowEngine : IDisposable
+{
+    /// <summary>A row ready for its first step; <see cref="ArgumentException"/> when the settings or class do not fit the model.</summary>
+    SampleRow CreateRow(ImageRequest image, SamplerSettings settings);
+
+    /// <summary>One step of every row (none done yet); <paramref name="previews"/> is asked by row index and the row's step.</summary>
+    void Step(IReadOnlyList<SampleRow> rows, IPreviewSink? previews);
 }

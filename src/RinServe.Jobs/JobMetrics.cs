@@ -11,9 +11,9 @@ public sealed class JobMetrics : IDisposable
     private readonly Meter _meter;
     private readonly ConcurrentDictionary<string, long> _depth = new();
     private readonly Histogram<double> _wait;
+    private readonly Histogram<double> _step;
+    private readonly Histogram<int> _stepRows;
     private readonly Histogram<double> _run;
-    private readonly Histogram<int> _batchSize;
-    private readonly Histogram<double> _stepsPerSecond;
     private readonly Counter<long> _images;
     private readonly Counter<long> _failures;
 
@@ -21,10 +21,10 @@ public sealed class JobMetrics : IDisposable
     {
         _meter = meterFactory.Create(MeterName);
         _meter.CreateObservableGauge("rinserve.queue.depth", ObserveDepth, "{job}", "Jobs waiting or running per model.");
-        _wait = _meter.CreateHistogram<double>("rinserve.job.wait", "s", "Time from enqueue to the start of the job's batch.");
-        _run = _meter.CreateHistogram<double>("rinserve.batch.run", "s", "Sampler time of one batch.");
-        _batchSize = _meter.CreateHistogram<int>("rinserve.batch.size", "{image}", "Images per sampler batch.");
-        _stepsPerSecond = _meter.CreateHistogram<double>("rinserve.batch.steps_per_second", "{step}/s", "Sampler steps per second of one batch.");
+        _wait = _meter.CreateHistogram<double>("rinserve.job.wait", "s", "Time from enqueue to the job's first step.");
+        _run = _meter.CreateHistogram<double>("rinserve.job.run", "s", "Time from a job's first step to its last.");
+        _step = _meter.CreateHistogram<double>("rinserve.step.duration", "s", "Sampler time of one step (one network call over the rows of one model).");
+        _stepRows = _meter.CreateHistogram<int>("rinserve.step.rows", "{image}", "Images stepped together in one network call.");
         _images = _meter.CreateCounter<long>("rinserve.images.generated", "{image}", "Images generated.");
         _failures = _meter.CreateCounter<long>("rinserve.job.failures", "{job}", "Failed job attempts.");
     }
@@ -34,16 +34,18 @@ public sealed class JobMetrics : IDisposable
     public void JobStarted(string model, TimeSpan waited) =>
         _wait.Record(waited.TotalSeconds, new KeyValuePair<string, object?>("model", model));
 
-    public void BatchFinished(string model, int images, int steps, TimeSpan elapsed)
+    public void StepFinished(string model, int images, TimeSpan elapsed)
     {
         var tag = new KeyValuePair<string, object?>("model", model);
-        _run.Record(elapsed.TotalSeconds, tag);
-        _batchSize.Record(images, tag);
+        _step.Record(elapsed.TotalSeconds, tag);
+        _stepRows.Record(images, tag);
+    }
+
+    public void JobFinished(string model, int images, TimeSpan ran)
+    {
+        var tag = new KeyValuePair<string, object?>("model", model);
+        _run.Record(ran.TotalSeconds, tag);
         _images.Add(images, tag);
-        if (elapsed > TimeSpan.Zero)
-        {
-            _stepsPerSecond.Record(steps / elapsed.TotalSeconds, tag);
-        }
     }
 
     public void JobFailed(string model, string reason) =>

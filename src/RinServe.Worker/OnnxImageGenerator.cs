@@ -4,7 +4,7 @@ using RinServe.Onnx;
 
 namespace RinServe.Worker;
 
-/// <summary>Runs RinSampler over the loaded ONNX models; one batch at a time per model, as the denoiser requires.</summary>
+/// <summary>The loaded ONNX models as row engines (RinSampler rows, one RowStepper per engine); one step at a time per model, as the denoiser requires.</summary>
 public sealed class OnnxImageGenerator : IImageGenerator
 {
     private readonly Dictionary<string, (RinSampler Sampler, Lock Gate)> _samplers;
@@ -17,16 +17,25 @@ public sealed class OnnxImageGenerator : IImageGenerator
 
     public IReadOnlyList<string> Models { get; }
 
-    public IReadOnlyList<GeneratedImage> Generate(
-        string model, SamplerSettings settings, IReadOnlyList<ImageRequest> requests, Action<StepProgress>? onStep, IPreviewSink? previews, CancellationToken ct)
+    public IRowEngine Open(string model) =>
+        _samplers.TryGetValue(model, out var entry)
+            ? new Engine(entry.Sampler, entry.Gate)
+            : throw new InvalidOperationException($"model '{model}' is not loaded in this worker");
+
+    private sealed class Engine(RinSampler sampler, Lock gate) : IRowEngine
     {
-        if (!_samplers.TryGetValue(model, out var entry))
+        private readonly RowStepper _stepper = sampler.CreateStepper();
+
+        public SampleRow CreateRow(ImageRequest image, SamplerSettings settings) => sampler.CreateRow(image, settings);
+
+        public void Step(IReadOnlyList<SampleRow> rows, IPreviewSink? previews)
         {
-            throw new InvalidOperationException($"model '{model}' is not loaded in this worker");
+            lock (gate) // the model's session runs one call at a time
+            {
+                _stepper.Step(rows, previews);
+            }
         }
-        lock (entry.Gate)
-        {
-            return entry.Sampler.Generate(settings, requests, onStep, previews, ct);
-        }
+
+        public void Dispose() => _stepper.Dispose();
     }
 }

@@ -275,7 +275,7 @@ public abstract class ApiContract(RinServeFactory factory, HeldJobGate gate)
 
         await Client.PostAsync("/generate?class=1&steps=2", null);
         var metrics = await Client.GetStringAsync("/metrics");
-        foreach (var name in new[] { "rinserve_images_generated_total", "rinserve_batch_size", "rinserve_job_wait_seconds", "rinserve_batch_run_seconds", "rinserve_queue_depth", "rinserve_batch_steps_per_second" })
+        foreach (var name in new[] { "rinserve_images_generated_total", "rinserve_step_rows", "rinserve_job_wait_seconds", "rinserve_job_run_seconds", "rinserve_queue_depth", "rinserve_step_duration_seconds" })
         {
             Assert.Contains(name, metrics);
         }

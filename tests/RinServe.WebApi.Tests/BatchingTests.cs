@@ -1,70 +1,69 @@
-using System.Net.Http.Json;
 using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
 
 namespace RinServe.WebApi.Tests;
 
+/// <summary>Iteration-level batching in the worker: jobs join running rows at step boundaries and leave when done or canceled.</summary>
 public sealed class BatchingTests
 {
-    [Fact]
-    public async Task Compatible_jobs_that_arrive_together_run_as_one_batch_and_incompatible_ones_do_not()
+    private static async Task<string> SubmitAsync(HttpClient client, string query)
     {
-        await using var factory = new RinServeFactory(new Dictionary<string, string?>
-        {
-            ["Workers:MaxBatch"] = "8",
-            ["Workers:MaxBatchDelay"] = "00:00:01",
-        });
-        var client = factory.CreateClient();
-        // Four with equal settings plus one with other steps, all in one take: a batch of 4 and a batch of 1.
-        var queries = Enumerable.Range(0, 4).Select(i => $"class={i}&steps=50&seed={i}").Append("class=1&steps=51").ToList();
-        // Sent together, and a generous batch delay, so a loaded CI machine still gathers them in one take.
-        var responses = await Task.WhenAll(queries.Select(query =>
-        {
-            var request = new HttpRequestMessage(HttpMethod.Post, "/generate?" + query);
-            request.Headers.Add("Prefer", "respond-async");
-            return client.SendAsync(request);
-        }));
-        Assert.All(responses, r => Assert.Equal(HttpStatusCode.Accepted, r.StatusCode));
-        var jobs = new List<(DateTimeOffset Started, DateTimeOffset Finished)>();
-        foreach (var response in responses)
-        {
-            var job = await Http.WaitForStateAsync(client, response.Headers.GetValues("X-Job-Id").Single(), "succeeded");
-            jobs.Add((job.GetProperty("startedAt").GetDateTimeOffset(), job.GetProperty("finishedAt").GetDateTimeOffset()));
-        }
-
-        // One worker runs one batch at a time (metrics are process-wide, so timing is the per-host evidence):
-        // the four overlap, so they ran together; the odd one overlaps none of them.
-        var batch = jobs.Take(4).ToList();
-        Assert.True(batch.Max(j => j.Started) < batch.Min(j => j.Finished), "the compatible jobs did not run as one batch");
-        var odd = jobs[4];
-        Assert.True(odd.Started >= batch.Max(j => j.Finished) || odd.Finished <= batch.Min(j => j.Started), "the incompatible job ran inside the batch");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?" + query);
+        request.Headers.Add("Prefer", "respond-async");
+        var response = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        return response.Headers.GetValues("X-Job-Id").Single();
     }
 
     [Fact]
-    public async Task Canceling_one_member_of_a_running_batch_leaves_the_others_to_finish()
+    public async Task A_job_with_other_settings_joins_a_running_job_at_a_step_boundary_and_gives_the_pixels_it_gives_alone()
     {
+        using var gate = new HeldJobGate(gatedClass: 9);
+        await using var factory = new RinServeFactory(new Dictionary<string, string?> { ["Workers:MaxBatch"] = "4" }, gate);
+        var client = factory.CreateClient();
+        const string joiner = "class=1&seed=77&steps=6&sampler=dpmpp-2m&guidance=1.5&n=2";
+        // Alone first: the pixels to compare with.
+        var alone = await SubmitAsync(client, joiner);
+        await Http.WaitForStateAsync(client, alone, "succeeded");
+
+        // A long job, held after its first step; the joiner is queued while it is held, so it joins at the next boundary.
+        var running = await SubmitAsync(client, "class=9&seed=5&steps=40");
+        Assert.Equal(running, await gate.Held.WaitAsync(TimeSpan.FromSeconds(60)));
+        var joined = await SubmitAsync(client, joiner);
+        gate.Open();
+
+        var first = await Http.WaitForStateAsync(client, running, "succeeded");
+        var second = await Http.WaitForStateAsync(client, joined, "succeeded");
+        // It started after the long job and finished before it: it ran beside it, not after it.
+        Assert.True(second.GetProperty("startedAt").GetDateTimeOffset() >= first.GetProperty("startedAt").GetDateTimeOffset());
+        Assert.True(second.GetProperty("finishedAt").GetDateTimeOffset() <= first.GetProperty("finishedAt").GetDateTimeOffset(),
+            "the joining job did not finish before the long one it joined");
+        for (var k = 0; k < 2; k++)
+        {
+            Assert.Equal(await client.GetByteArrayAsync($"/jobs/{alone}/images/{k}"), await client.GetByteArrayAsync($"/jobs/{joined}/images/{k}"));
+        }
+    }
+
+    [Fact]
+    public async Task Canceling_one_of_the_running_jobs_drops_its_rows_and_leaves_the_others_to_finish()
+    {
+        using var gate = new HeldJobGate(gatedClass: 1);
         await using var factory = new RinServeFactory(new Dictionary<string, string?>
         {
             ["Workers:MaxBatch"] = "4",
             ["Workers:MaxBatchDelay"] = "00:00:01",
-        });
+        }, gate);
         var client = factory.CreateClient();
-        var responses = await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
-        {
-            var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class={i}&steps=20000&seed={i}");
-            request.Headers.Add("Prefer", "respond-async");
-            return client.SendAsync(request);
-        }));
-        var ids = responses.Select(r => r.Headers.GetValues("X-Job-Id").Single()).ToList();
-        foreach (var id in ids)
-        {
-            await Http.WaitForStateAsync(client, id, "running");
-        }
+        var ids = await Task.WhenAll(Enumerable.Range(0, 3).Select(i => SubmitAsync(client, $"class={i}&steps=30&seed={i}")));
+        // The gate holds class 1 after its first step until it is canceled.
+        Assert.Equal(ids[1], await gate.Held.WaitAsync(TimeSpan.FromSeconds(60)));
         Assert.Equal(HttpStatusCode.OK, (await client.DeleteAsync($"/jobs/{ids[1]}")).StatusCode);
 
         Assert.Equal("canceled", (await Http.WaitForStateAsync(client, ids[1], "canceled")).GetProperty("status").GetString());
-        await Http.WaitForStateAsync(client, ids[0], "succeeded", TimeSpan.FromSeconds(300));
-        await Http.WaitForStateAsync(client, ids[2], "succeeded", TimeSpan.FromSeconds(300));
-        Assert.Equal("canceled", (await client.GetFromJsonAsync<System.Text.Json.JsonElement>($"/jobs/{ids[1]}")).GetProperty("status").GetString());
+        await Http.WaitForStateAsync(client, ids[0], "succeeded");
+        await Http.WaitForStateAsync(client, ids[2], "succeeded");
+        Assert.Equal("canceled", (await client.GetFromJsonAsync<JsonElement>($"/jobs/{ids[1]}")).GetProperty("status").GetString());
         Assert.Equal(HttpStatusCode.Conflict, (await client.GetAsync($"/jobs/{ids[1]}/images/0")).StatusCode);
     }
 }

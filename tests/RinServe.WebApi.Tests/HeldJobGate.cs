@@ -4,7 +4,7 @@ namespace RinServe.WebApi.Tests;
 
 /// <summary>
 /// The worker's step gate for in-process tests: holds every job it picks (<paramref name="holds"/>) after its first step
-/// until <see cref="Open"/> (or until the batch is canceled), and tells the test which job it holds. Events both ways: no
+/// until <see cref="Open"/> (or until the job is canceled or the worker aborts), and tells the test which job it holds. Events both ways: no
 /// test waits on a time.
 /// </summary>
 public sealed class HeldJobGate(Func<JobSpec, bool> holds) : IStepGate, IDisposable
@@ -23,15 +23,15 @@ public sealed class HeldJobGate(Func<JobSpec, bool> holds) : IStepGate, IDisposa
 
     public void Open() => _open.Set();
 
-    public void AfterStep(IReadOnlyList<LeasedJob> jobs, int step, CancellationToken batchCanceled)
+    public void AfterStep(LeasedJob job, int step, CancellationToken released)
     {
-        if (step != 1 || !jobs.Any(j => holds(j.Job.Spec)))
+        if (step != 1 || !holds(job.Job.Spec) || _open.IsSet)
         {
             return;
         }
 
-        _held.TrySetResult(jobs.First(j => holds(j.Job.Spec)).Id);
-        WaitHandle.WaitAny([_open.WaitHandle, batchCanceled.WaitHandle]);
+        _held.TrySetResult(job.Id);
+        WaitHandle.WaitAny([_open.WaitHandle, released.WaitHandle]);
     }
 
     public void Dispose()

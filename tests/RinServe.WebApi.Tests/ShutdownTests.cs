@@ -9,7 +9,7 @@ namespace RinServe.WebApi.Tests;
 public sealed class ShutdownTests
 {
     [Fact]
-    public async Task On_shutdown_a_worker_finishes_its_running_batch_and_hands_back_jobs_it_has_not_started()
+    public async Task On_shutdown_a_worker_finishes_its_running_jobs_and_hands_back_jobs_it_has_not_started()
     {
         await using var redis = await RedisServer.StartAsync();
         var prefix = $"stop{Guid.NewGuid():N}:";
@@ -19,14 +19,16 @@ public sealed class ShutdownTests
             ["RinServe:Redis"] = redis.ConnectionString,
             ["Jobs:KeyPrefix"] = prefix,
             ["Workers:MaxBatch"] = "4",
-            // Long enough that both jobs arrive in one take; their settings differ, so they run as two batches.
+            // Room for one job of two images at a time: the first taken runs, a second taken with it waits for room.
+            ["Workers:MaxBatchRows"] = "2",
+            // Long enough that both jobs arrive in one take (had the second come later, it would still be queued).
             ["Workers:MaxBatchDelay"] = "00:00:01",
             ["shutdownTimeoutSeconds"] = "180",
         }, gate);
         var client = factory.CreateClient();
         async Task<string> Submit(int steps)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class=1&steps={steps}");
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class=1&steps={steps}&n=2");
             request.Headers.Add("Prefer", "respond-async");
             var response = await client.SendAsync(request);
             Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
@@ -34,11 +36,11 @@ public sealed class ShutdownTests
         }
         // Sent together so a loaded machine still delivers both in one take.
         var submitted = await Task.WhenAll(Submit(20), Submit(19));
-        // The gate holds whichever batch the worker started first (after its first step); the other waits for its own batch.
+        // The gate holds whichever job the worker started first (after its first step); the other waits for room.
         var running = await gate.Held.WaitAsync(TimeSpan.FromSeconds(60));
         var waiting = submitted.Single(id => id != running);
 
-        // The held batch goes on only once the host is stopping: it must finish, and the other must go back unstarted.
+        // The held job goes on only once the host is stopping: it must finish, and the other must go back unstarted.
         factory.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(gate.Open);
         await factory.DisposeAsync();
 
@@ -52,11 +54,11 @@ public sealed class ShutdownTests
     }
 
     [Fact]
-    public async Task When_the_shutdown_timeout_runs_out_mid_batch_the_batch_stops_at_a_step_and_its_job_goes_back_to_the_queue()
+    public async Task When_the_shutdown_timeout_runs_out_mid_job_the_worker_stops_at_a_step_and_the_job_goes_back_to_the_queue()
     {
         await using var redis = await RedisServer.StartAsync();
         var prefix = $"abort{Guid.NewGuid():N}:";
-        // The gate holds the job after its first step and is never opened: only the shutdown timeout ends the batch.
+        // The gate holds the job after its first step and is never opened: only the shutdown timeout ends the hold.
         using var gate = new HeldJobGate(gatedClass: 1);
         var factory = new RinServeFactory(new Dictionary<string, string?>
         {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -7,12 +8,15 @@ using RinServe.Diffusion;
 namespace RinServe.Jobs;
 
 /// <summary>
-/// Takes up to <c>Workers:MaxBatch</c> jobs of one model, runs each group of compatible jobs
-/// (equal <see cref="SamplerSettings"/>) as one sampler batch, reports progress per step and
-/// stores the results. On shutdown it finishes the batch it runs and hands back jobs it holds
-/// but has not started. With a durable queue (Redis) it stops taking jobs as soon as the process
-/// starts stopping (other workers take them); with the in-process queue it keeps working while
-/// the host drains, and stops when the host stops it.
+/// The worker: iteration-level batching over every loaded model. Each image of a running job is a row; at every step
+/// boundary finished and canceled jobs leave, and taken jobs join (up to <c>Workers:MaxBatch</c> jobs and
+/// <c>Workers:MaxBatchRows</c> network rows per model), each at its own first step with its own sampler, steps,
+/// schedule and guidance. Then one model makes one step, one network call over all its rows: the busy model charged
+/// least sampler time (<see cref="FairShare"/>), so models interleave step by step and a cheap request is never stuck
+/// behind another model's trajectories. A heartbeat keeps every held job's lease, learns of cancels and previews.
+/// On shutdown it finishes the jobs it runs and hands back those it holds but has not started. With a durable queue
+/// (Redis) it stops taking jobs as soon as the process starts stopping (other workers take them); with the in-process
+/// queue it keeps working while the host drains, and stops when the host stops it.
 /// </summary>
 public sealed class BatchingWorker(
     IJobQueue queue,
@@ -26,11 +30,21 @@ public sealed class BatchingWorker(
 {
     private readonly WorkersOptions _options = options.Value;
 
-    /// <summary>Fires when the host's shutdown timeout runs out while a batch still runs.</summary>
+    /// <summary>Fires when the host's shutdown timeout runs out while jobs still run.</summary>
     private readonly CancellationTokenSource _abort = new();
 
-    /// <summary>How long, after the shutdown timeout, the worker waits for a batch to stop at its next step and hand back its jobs.</summary>
+    /// <summary>Every job this worker holds (waiting or running), for the heartbeat.</summary>
+    private readonly ConcurrentDictionary<string, HeldJob> _held = new(StringComparer.Ordinal);
+
+    private readonly FairShare _share = new();
+
+    /// <summary>How long, after the shutdown timeout, the worker waits for its loop to stop at the next step and hand back its jobs.</summary>
     private static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>No take before this time after a failed one (the queue is away): the running rows go on meanwhile.</summary>
+    private DateTimeOffset _takeAfter;
+
+    private int _nextIdleModel;
 
     /// <summary>This worker's consumer name in the Redis consumer group; unique per process.</summary>
     public string Consumer { get; } = $"{Environment.MachineName}-{Environment.ProcessId}-{JobId.New()[..6]}";
@@ -40,52 +54,64 @@ public sealed class BatchingWorker(
         using var stopTaking = queue.Durable
             ? CancellationTokenSource.CreateLinkedTokenSource(hostStopping, lifetime.ApplicationStopping)
             : CancellationTokenSource.CreateLinkedTokenSource(hostStopping);
-        var stoppingToken = stopTaking.Token;
-        var models = generator.Models;
-        if (models.Count == 0)
+        var stop = stopTaking.Token;
+        if (generator.Models.Count == 0)
         {
             logger.LogWarning("No models loaded: the worker has nothing to run");
             return;
         }
-        logger.LogInformation("Worker {Consumer} serving {Models}, MaxBatch {MaxBatch}", Consumer, string.Join(", ", models), _options.MaxBatch);
-        var next = 0;
-        while (!stoppingToken.IsCancellationRequested)
+        logger.LogInformation("Worker {Consumer} serving {Models}: up to {MaxBatch} jobs and {MaxRows} rows per model, joining at step boundaries",
+            Consumer, string.Join(", ", generator.Models), _options.MaxBatch, _options.MaxBatchRows);
+        var lanes = generator.Models.Select(m => new ModelLane(m, generator.Open(m))).ToList();
+        using var stopHeartbeat = new CancellationTokenSource();
+        var heartbeat = HeartbeatAsync(stopHeartbeat.Token);
+        try
         {
-            var model = models[next++ % models.Count];
-            IReadOnlyList<LeasedJob> taken;
-            try
+            while (true)
             {
-                // With one model, wait on it; with several, look at each briefly in turn.
-                var firstWait = models.Count == 1 ? TimeSpan.FromSeconds(1) : _options.PollInterval;
-                taken = await queue.TakeAsync(model, Consumer, _options.MaxBatch, firstWait, _options.MaxBatchDelay, stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (Exception ex)
-            {
-                logger.LogWarning(ex, "Taking jobs of model {Model} failed; trying again shortly", model);
-                await DelayQuietly(_options.ErrorBackoff, stoppingToken);
-                continue;
-            }
-            var batches = BatchPlan.Split(taken, _options.MaxBatchRows);
-            for (var b = 0; b < batches.Count; b++)
-            {
-                if (stoppingToken.IsCancellationRequested)
+                if (!stop.IsCancellationRequested)
                 {
-                    await HandBackAsync(batches.Skip(b).SelectMany(x => x));
+                    await TakeAsync(lanes, stop);
+                }
+                else
+                {
+                    await HandBackAsync(lanes, l => l.Waiting);
+                }
+                foreach (var lane in lanes)
+                {
+                    await DropCanceledAsync(lane);
+                    await StartWaitingAsync(lane);
+                    _share.SetBusy(lane.Model, lane.Busy);
+                }
+                if (_abort.IsCancellationRequested)
+                {
+                    logger.LogWarning("Shutdown timeout reached: stopped at a step boundary; handing the running jobs back");
+                    await HandBackAsync(lanes, l => [.. l.Running, .. l.Waiting]);
                     break;
                 }
-                await RunBatchAsync(model, batches[b][0].Job.Spec.Settings, batches[b]);
+                if (_share.Next() is not { } next)
+                {
+                    if (stop.IsCancellationRequested)
+                    {
+                        break;
+                    }
+                    continue;
+                }
+                await StepAsync(lanes.First(l => l.Model == next));
             }
+        }
+        finally
+        {
+            await stopHeartbeat.CancelAsync();
+            await heartbeat;
+            lanes.ForEach(l => l.Dispose());
         }
     }
 
     /// <summary>
-    /// A running batch is finished (no work thrown away) as long as the host's shutdown timeout allows. When that runs
-    /// out first, the batch stops at its next step and its jobs go back to the queue, instead of the process exiting
-    /// under a batch that still uses the model and the connection.
+    /// A running job is finished (no work thrown away) as long as the host's shutdown timeout allows. When that runs out
+    /// first, the loop stops at its next step and the jobs go back to the queue, instead of the process exiting under a
+    /// step that still uses the model and the connection.
     /// </summary>
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
@@ -103,148 +129,278 @@ public sealed class BatchingWorker(
         base.Dispose();
     }
 
-    private async Task RunBatchAsync(string model, SamplerSettings settings, IReadOnlyList<LeasedJob> jobs)
+    /// <summary>
+    /// While rows run: a look at every model with room, without waiting, so a new job joins at the next step boundary.
+    /// When idle: waits for a job as before (on the only model, or briefly on each in turn), then gathers more for
+    /// <c>Workers:MaxBatchDelay</c> so a burst starts together.
+    /// </summary>
+    private async Task TakeAsync(List<ModelLane> lanes, CancellationToken stop)
     {
-        var running = new List<LeasedJob>(jobs.Count);
-        foreach (var job in jobs)
+        if (time.GetUtcNow() < _takeAfter)
         {
+            if (lanes.Any(l => l.Holds))
+            {
+                return;
+            }
+            await DelayQuietly(_takeAfter - time.GetUtcNow(), stop);
+        }
+        var idle = !lanes.Any(l => l.Holds);
+        var order = idle ? [lanes[_nextIdleModel++ % lanes.Count]] : lanes;
+        foreach (var lane in order)
+        {
+            var room = lane.Room(_options.MaxBatch, _options.MaxBatchRows);
+            if (room == 0)
+            {
+                continue;
+            }
+            var firstWait = !idle ? TimeSpan.Zero : lanes.Count == 1 ? TimeSpan.FromSeconds(1) : _options.PollInterval;
             try
             {
-                if (await queue.MarkRunningAsync(job))
+                var taken = await queue.TakeAsync(lane.Model, Consumer, room, firstWait, idle ? _options.MaxBatchDelay : TimeSpan.Zero, stop);
+                foreach (var lease in taken)
                 {
-                    running.Add(job);
-                    metrics.JobStarted(model, time.GetUtcNow() - job.Job.CreatedAt);
+                    var job = new HeldJob(lease, _abort.Token);
+                    _held[job.Id] = job;
+                    lane.Waiting.Add(job);
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Taking jobs of model {Model} failed; trying again shortly", lane.Model);
+                _takeAfter = time.GetUtcNow() + _options.ErrorBackoff;
+                return;
+            }
+        }
+    }
+
+    /// <summary>Starts the waiting jobs that fit, first come first (a big one is not overtaken forever by small ones).</summary>
+    private async Task StartWaitingAsync(ModelLane lane)
+    {
+        while (lane.Waiting.Count > 0 && lane.Fits(lane.Waiting[0], _options.MaxBatch, _options.MaxBatchRows))
+        {
+            var job = lane.Waiting[0];
+            lane.Waiting.RemoveAt(0);
+            try
+            {
+                if (!await queue.MarkRunningAsync(job.Lease))
+                {
+                    Forget(job); // canceled or expired while it waited
+                    continue;
                 }
             }
             catch (Exception ex)
             {
                 // Left pending: it is reclaimed after the visibility timeout.
                 logger.LogWarning(ex, "Could not start job {JobId}", job.Id);
+                Forget(job);
+                continue;
             }
+            try
+            {
+                job.Start(lane.Engine);
+            }
+            catch (ArgumentException ex)
+            {
+                logger.LogError(ex, "Job {JobId} does not fit model {Model}", job.Id, lane.Model);
+                await FailAsync(lane.Model, job, ex.Message);
+                continue;
+            }
+            metrics.JobStarted(lane.Model, time.GetUtcNow() - job.Lease.Job.CreatedAt);
+            logger.LogInformation("Job {JobId} joins model {Model}: {Images} images, {Steps} {Sampler} steps, {Running} jobs running",
+                job.Id, lane.Model, job.Spec.Count, job.Spec.Steps, job.Spec.Sampler, lane.Running.Count + 1);
+            lane.Running.Add(job);
         }
-        if (running.Count == 0)
-        {
-            return;
-        }
-        var ids = string.Join(",", running.Select(j => j.Id));
-        using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = ids, ["Model"] = model });
-        var requests = running.SelectMany(j => j.Job.Spec.ImageRequests()).ToList();
-        // Not linked to shutdown: a batch that started is finished, so no work is thrown away, unless the
-        // host's shutdown timeout runs out first (StopAsync).
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(_abort.Token);
-        using var stopHeartbeat = new CancellationTokenSource();
-        var previews = new BatchPreviews(running);
-        var heartbeat = new BatchHeartbeat(queue, Consumer, _options.HeartbeatInterval, time, logger)
-            .RunAsync(running, previews, cancel, stopHeartbeat.Token);
-        var watch = Stopwatch.StartNew();
+    }
+
+    /// <summary>One step of every running row of one model; then progress, finished jobs out.</summary>
+    private async Task StepAsync(ModelLane lane)
+    {
+        var rows = lane.Gather();
+        TimeSpan elapsed;
         try
         {
-            logger.LogInformation("Running batch of {Jobs} jobs, {Images} images, {Steps} steps", running.Count, requests.Count, settings.Steps);
-            var images = await Task.Run(() => generator.Generate(model, settings, requests, step =>
+            elapsed = await Task.Run(() =>
             {
-                for (var j = 0; j < running.Count; j++)
+                var started = time.GetTimestamp();
+                lane.Engine.Step(rows, lane);
+                var took = time.GetElapsedTime(started);
+                foreach (var job in lane.Running)
                 {
-                    queue.ReportProgress(running[j], step.Step, previews.Claim(j));
+                    queue.ReportProgress(job.Lease, job.StepsDone, job.ClaimPreview());
+                    gate.AfterStep(job.Lease, job.StepsDone, job.Released);
                 }
-
-                gate.AfterStep(running, step.Step, cancel.Token);
-            }, previews, cancel.Token), CancellationToken.None);
-            watch.Stop();
-            metrics.BatchFinished(model, images.Count, settings.Steps, watch.Elapsed);
-            var offset = 0;
-            foreach (var job in running)
-            {
-                var mine = images.Skip(offset).Take(job.Job.Spec.Count).ToList();
-                offset += job.Job.Spec.Count;
-                if (!await CompleteAsync(job, mine))
-                {
-                    logger.LogInformation("Job {JobId} had already finished (canceled or completed elsewhere); result dropped", job.Id);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (_abort.IsCancellationRequested)
-        {
-            logger.LogWarning("Shutdown timeout reached mid-batch: stopped at a step boundary; handing its jobs back");
-            await HandBackAsync(running);
-        }
-        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-        {
-            logger.LogInformation("Batch canceled at a step boundary");
-            foreach (var job in running)
-            {
-                await AcknowledgeQuietly(job);
-            }
+                return took;
+            }, CancellationToken.None);
         }
         catch (Exception ex)
         {
-            logger.LogError(ex, "Batch failed");
-            foreach (var job in running)
+            logger.LogError(ex, "A step of model {Model} failed; failing its {Jobs} running jobs", lane.Model, lane.Running.Count);
+            var failed = lane.Running.ToList();
+            lane.Running.Clear();
+            foreach (var job in failed)
             {
-                metrics.JobFailed(model, "exception");
+                await FailAsync(lane.Model, job, ex.Message);
+            }
+            return;
+        }
+        _share.Charge(lane.Model, elapsed);
+        metrics.StepFinished(lane.Model, rows.Count, elapsed);
+        for (var j = lane.Running.Count - 1; j >= 0; j--)
+        {
+            var job = lane.Running[j];
+            if (job.Done && !job.IsCanceled)
+            {
+                lane.Running.RemoveAt(j);
+                await CompleteAsync(lane.Model, job);
+            }
+        }
+    }
+
+    private async Task CompleteAsync(string model, HeldJob job)
+    {
+        try
+        {
+            var images = job.Images();
+            metrics.JobFinished(model, images.Count, job.Running.Elapsed);
+            // The result is worth a few tries: Redis may blink. If it stays away, the job is reclaimed and rerun.
+            for (var attempt = 1; ; attempt++)
+            {
                 try
                 {
-                    await queue.FailAsync(job, ex.Message);
+                    if (!await queue.CompleteAsync(job.Lease, images))
+                    {
+                        logger.LogInformation("Job {JobId} had already finished (canceled or completed elsewhere); result dropped", job.Id);
+                    }
+                    return;
                 }
-                catch (Exception failEx)
+                catch (QueueUnavailableException ex) when (attempt < 5)
                 {
-                    logger.LogWarning(failEx, "Could not record the failure of job {JobId}; it will be reclaimed", job.Id);
+                    logger.LogWarning(ex, "Storing the result of job {JobId} failed (attempt {Attempt})", job.Id, attempt);
+                    await Task.Delay(_options.ErrorBackoff);
+                }
+                catch (QueueUnavailableException ex)
+                {
+                    logger.LogError(ex, "Gave up storing the result of job {JobId}; another worker will rerun it", job.Id);
+                    return;
                 }
             }
         }
         finally
         {
-            await stopHeartbeat.CancelAsync();
-            await heartbeat;
+            Forget(job);
         }
     }
 
-    private async Task<bool> CompleteAsync(LeasedJob job, IReadOnlyList<GeneratedImage> images)
+    /// <summary>Canceled jobs leave at the step boundary; the others in the model go on.</summary>
+    private async Task DropCanceledAsync(ModelLane lane)
     {
-        // The result is worth a few tries: Redis may blink. If it stays away, the job is reclaimed and rerun.
-        for (var attempt = 1; ; attempt++)
+        foreach (var list in new[] { lane.Running, lane.Waiting })
         {
-            try
+            for (var j = list.Count - 1; j >= 0; j--)
             {
-                return await queue.CompleteAsync(job, images);
-            }
-            catch (QueueUnavailableException ex) when (attempt < 5)
-            {
-                logger.LogWarning(ex, "Storing the result of job {JobId} failed (attempt {Attempt})", job.Id, attempt);
-                await Task.Delay(_options.ErrorBackoff);
-            }
-            catch (QueueUnavailableException ex)
-            {
-                logger.LogError(ex, "Gave up storing the result of job {JobId}; another worker will rerun it", job.Id);
-                return false;
-            }
-        }
-    }
-
-    private async Task HandBackAsync(IEnumerable<LeasedJob> jobs)
-    {
-        foreach (var job in jobs)
-        {
-            try
-            {
-                await queue.ReleaseAsync(job);
-                logger.LogInformation("Handed job {JobId} back to the queue on shutdown", job.Id);
-            }
-            catch (Exception ex)
-            {
-                logger.LogWarning(ex, "Could not hand back job {JobId}; it will be reclaimed", job.Id);
+                var job = list[j];
+                if (!job.IsCanceled)
+                {
+                    continue;
+                }
+                list.RemoveAt(j);
+                logger.LogInformation("Job {JobId} canceled: it leaves at step {Step}", job.Id, job.StepsDone);
+                try
+                {
+                    await queue.AcknowledgeAsync(job.Lease);
+                }
+                catch (Exception ex)
+                {
+                    logger.LogWarning(ex, "Could not acknowledge canceled job {JobId}", job.Id);
+                }
+                Forget(job);
             }
         }
     }
 
-    private async Task AcknowledgeQuietly(LeasedJob job)
+    private async Task FailAsync(string model, HeldJob job, string error)
     {
+        metrics.JobFailed(model, "exception");
         try
         {
-            await queue.AcknowledgeAsync(job);
+            await queue.FailAsync(job.Lease, error);
         }
         catch (Exception ex)
         {
-            logger.LogWarning(ex, "Could not acknowledge canceled job {JobId}", job.Id);
+            logger.LogWarning(ex, "Could not record the failure of job {JobId}; it will be reclaimed", job.Id);
+        }
+        Forget(job);
+    }
+
+    private async Task HandBackAsync(List<ModelLane> lanes, Func<ModelLane, List<HeldJob>> which)
+    {
+        foreach (var lane in lanes)
+        {
+            var jobs = which(lane).ToList();
+            lane.Waiting.RemoveAll(jobs.Contains);
+            lane.Running.RemoveAll(jobs.Contains);
+            foreach (var job in jobs)
+            {
+                try
+                {
+                    await queue.ReleaseAsync(job.Lease);
+                    logger.LogInformation("Handed job {JobId} back to the queue on shutdown", job.Id);
+                }
+                catch (Exception ex)
+                {
+                    logger.LogWarning(ex, "Could not hand back job {JobId}; it will be reclaimed", job.Id);
+                }
+                Forget(job);
+            }
+        }
+    }
+
+    private void Forget(HeldJob job)
+    {
+        _held.TryRemove(job.Id, out _);
+        job.Dispose();
+    }
+
+    /// <summary>
+    /// Every <c>Workers:HeartbeatInterval</c>: renews the hold on every held job (so no other worker reclaims them),
+    /// passes on the previews their watchers asked for, and marks canceled ones, which leave at the next step boundary.
+    /// </summary>
+    private async Task HeartbeatAsync(CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(_options.HeartbeatInterval, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop))
+            {
+                var jobs = _held.Values.ToList();
+                if (jobs.Count == 0)
+                {
+                    continue;
+                }
+                try
+                {
+                    var beat = await queue.HeartbeatAsync(Consumer, [.. jobs.Select(j => j.Lease)], stop);
+                    foreach (var job in jobs)
+                    {
+                        job.PreviewEvery = beat.PreviewEvery.GetValueOrDefault(job.Id);
+                        if (beat.Canceled.Contains(job.Id))
+                        {
+                            job.Cancel();
+                        }
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    logger.LogWarning(ex, "Heartbeat failed");
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 

@@ -22,12 +22,13 @@ public sealed class TestingOptions
 
 /// <summary>
 /// Where the worker lets a test hold a running batch after a step: <see cref="FifoStepGate"/> for drills on real processes,
-/// a test's own implementation in process. Called on the sampler's thread after each step, progress already reported.
+/// a test's own implementation in process. Called on the sampler's thread after each step of each running job, its
+/// progress already reported; while it blocks, the worker makes no step (the heartbeat goes on).
 /// </summary>
 public interface IStepGate
 {
-    /// <summary>Returns when the batch may go on: at once, unless a test holds it; early when <paramref name="batchCanceled"/> fires.</summary>
-    void AfterStep(IReadOnlyList<LeasedJob> jobs, int step, CancellationToken batchCanceled);
+    /// <summary>Returns when the worker may go on: at once, unless a test holds the job; early when <paramref name="released"/> fires (the job was canceled, or the shutdown timeout ran out).</summary>
+    void AfterStep(LeasedJob job, int step, CancellationToken released);
 }
 
 /// <summary>
@@ -36,7 +37,7 @@ public interface IStepGate
 /// some milliseconds (tests that wait on time fail on fast machines). After the first step of each job of the gated
 /// class (every job when no class is set), the worker logs "Step gate: holding job ID" and blocks reading one line from the FIFO; the drill waits for that
 /// line in the log and writes a line to let the job go on. The heartbeat keeps the job's lease meanwhile. A blocked read
-/// does not see the batch's cancellation: a drill that holds a job must release it.
+/// does not see the job's cancellation: a drill that holds a job must release it.
 /// </summary>
 public sealed class FifoStepGate(IOptions<TestingOptions> options, ILogger<FifoStepGate> logger) : IStepGate
 {
@@ -45,24 +46,16 @@ public sealed class FifoStepGate(IOptions<TestingOptions> options, ILogger<FifoS
 
     public bool Enabled => _path is not null;
 
-    public void AfterStep(IReadOnlyList<LeasedJob> jobs, int step, CancellationToken batchCanceled)
+    public void AfterStep(LeasedJob job, int step, CancellationToken released)
     {
-        if (_path is null || step != 1)
+        if (_path is null || step != 1 || (_class is { } gated && job.Job.Spec.ClassId != gated))
         {
             return;
         }
 
-        foreach (var job in jobs)
-        {
-            if (_class is { } gated && job.Job.Spec.ClassId != gated)
-            {
-                continue;
-            }
-
-            logger.LogWarning("Step gate: holding job {JobId} after step 1 until a line is written to {Gate}", job.Id, _path);
-            using var reader = new StreamReader(_path); // a FIFO: opening waits for a writer, reading for its line
-            reader.ReadLine();
-            logger.LogWarning("Step gate: released job {JobId}", job.Id);
-        }
+        logger.LogWarning("Step gate: holding job {JobId} after step 1 until a line is written to {Gate}", job.Id, _path);
+        using var reader = new StreamReader(_path); // a FIFO: opening waits for a writer, reading for its line
+        reader.ReadLine();
+        logger.LogWarning("Step gate: released job {JobId}", job.Id);
     }
 }

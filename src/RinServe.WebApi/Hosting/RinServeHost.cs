@@ -145,8 +145,9 @@ public static class RinServeHost
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(JobMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
             .AddView("rinserve.job.wait", new ExplicitBucketHistogramConfiguration { Boundaries = seconds })
-            .AddView("rinserve.batch.run", new ExplicitBucketHistogramConfiguration { Boundaries = seconds })
-            .AddView("rinserve.batch.size", new ExplicitBucketHistogramConfiguration { Boundaries = [1, 2, 4, 8, 16, 32, 64] })
+            .AddView("rinserve.job.run", new ExplicitBucketHistogramConfiguration { Boundaries = seconds })
+            .AddView("rinserve.step.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] })
+            .AddView("rinserve.step.rows", new ExplicitBucketHistogramConfiguration { Boundaries = [1, 2, 4, 8, 16, 32, 64] })
             .AddPrometheusExporter());
     }
 

@@ -1,0 +1,92 @@
+using RinServe.Diffusion;
+
+namespace RinServe.Jobs.Tests;
+
+/// <summary>The worker's step-level policy: who joins, which model steps next, and the previews of every image.</summary>
+public class StepSchedulingTests
+{
+    private static HeldJob Job(string id, int count, float guidance = 0f, int steps = 20) =>
+        new(new LeasedJob(new JobRecord(id, new JobSpec("m", steps, "ddim", "cosine", guidance, 1, 7, count, "png", null),
+            JobState.Running, DateTimeOffset.UnixEpoch, null, null, 0, null, null, 0, 1), id));
+
+    [Fact]
+    public void A_job_joins_while_both_caps_leave_room_and_one_larger_than_the_row_cap_runs_alone()
+    {
+        var lane = new ModelLane("m", null!); // no engine: nothing here steps
+        var big = Job("big", 5, guidance: 2f); // 10 network rows
+        Assert.True(lane.Fits(big, maxJobs: 4, maxRows: 8)); // alone: rather than never
+        Assert.Equal(4, lane.Room(maxJobs: 4, maxRows: 8));
+
+        lane.Running.Add(Job("a", 3)); // 3 rows
+        Assert.True(lane.Fits(Job("b", 5), 4, 8));
+        Assert.False(lane.Fits(Job("c", 3, guidance: 1f), 4, 8)); // 3 + 6 > 8
+        Assert.False(lane.Fits(big, 4, 8));
+        Assert.Equal(3, lane.Room(4, 8)); // three more jobs at most
+        Assert.Equal(1, lane.Room(2, 8)); // the job cap
+
+        lane.Waiting.Add(big);
+        Assert.Equal(0, lane.Room(4, 8)); // nothing more is taken while one waits
+    }
+
+    [Fact]
+    public void The_busy_model_charged_least_steps_next_so_cheap_steps_interleave_with_dear_ones()
+    {
+        var share = new FairShare();
+        Assert.Null(share.Next());
+        share.SetBusy("1024", true);
+        share.SetBusy("64", true);
+        var order = new List<string>();
+        for (var i = 0; i < 18; i++)
+        {
+            var next = share.Next()!;
+            order.Add(next);
+            share.Charge(next, TimeSpan.FromSeconds(next == "1024" ? 0.5 : 0.0625)); // exact in binary: ties are ties
+        }
+        // Eight 64 px steps per 1024 px step, eight times dearer: equal time, and a 64 px request of 8 steps waits for one big step at most.
+        string[] round = ["1024", .. Enumerable.Repeat("64", 8)];
+        Assert.Equal([.. round, .. round], order);
+        Assert.Equal(share.Charged("1024"), share.Charged("64"), 6);
+    }
+
+    [Fact]
+    public void A_model_that_was_idle_starts_at_the_least_charge_of_the_busy_ones_and_earns_no_burst()
+    {
+        var share = new FairShare();
+        share.SetBusy("a", true);
+        share.Charge("a", TimeSpan.FromSeconds(10));
+        share.SetBusy("b", true); // was idle for all of a's 10 s
+        Assert.Equal(10, share.Charged("b"), 6);
+        share.SetBusy("a", false);
+        Assert.Equal("b", share.Next());
+        share.SetBusy("b", false);
+        Assert.Null(share.Next());
+    }
+
+    [Fact]
+    public void Previews_are_asked_every_k_steps_but_the_last_and_come_as_one_tile_of_every_image()
+    {
+        using var job = Job("j", 3);
+        Assert.DoesNotContain(Enumerable.Range(1, 20), job.WantsPreview);
+        job.PreviewEvery = 5;
+        Assert.Equal([5, 10, 15], Enumerable.Range(1, 20).Where(job.WantsPreview));
+
+        job.TakePreview(0, new GeneratedImage(2, 1, 1, [1, 2]));
+        job.TakePreview(2, new GeneratedImage(2, 1, 1, [5, 6]));
+        Assert.Null(job.ClaimPreview()); // not every image made one
+        job.TakePreview(1, new GeneratedImage(2, 1, 1, [3, 4]));
+        var tile = job.ClaimPreview()!;
+        // Three images: two columns, two rows; the fourth cell is black.
+        Assert.Equal((4, 2, 1), (tile.Width, tile.Height, tile.Channels));
+        Assert.Equal([1, 2, 3, 4, 5, 6, 0, 0], tile.Pixels);
+        Assert.Null(job.ClaimPreview()); // claimed once
+    }
+
+    [Fact]
+    public void A_tile_keeps_the_channels_of_colour_previews()
+    {
+        byte[] red = [255, 0, 0], blue = [0, 0, 255];
+        var tile = PreviewTiles.Tile([new GeneratedImage(1, 1, 3, red), new GeneratedImage(1, 1, 3, blue)]);
+        Assert.Equal((2, 1, 3), (tile.Width, tile.Height, tile.Channels));
+        Assert.Equal([255, 0, 0, 0, 0, 255], tile.Pixels);
+    }
+}
