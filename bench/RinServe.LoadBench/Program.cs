@@ -12,8 +12,12 @@ using System.Globalization;
 using System.Net;
 using RinServe.Testing;
 
-var options = ParseArgs(args);
-var root = FindRepoRoot();
+var options = BenchHost.ParseArgs(args);
+if (options.ContainsKey("mixed"))
+{
+    return await MixedLoad.RunAsync(options);
+}
+var root = BenchHost.FindRepoRoot();
 var models = Path.GetFullPath(options.GetValueOrDefault("models", "models"), root);
 var steps = int.Parse(options.GetValueOrDefault("steps", "20"), CultureInfo.InvariantCulture);
 var imagesPerLevel = int.Parse(options.GetValueOrDefault("images", "24"), CultureInfo.InvariantCulture);
@@ -21,7 +25,7 @@ var batches = options.GetValueOrDefault("batches", "1,8").Split(',').Select(int.
 var levels = options.GetValueOrDefault("concurrency", "1,4,8").Split(',').Select(int.Parse).ToArray();
 var threads = options.GetValueOrDefault("threads", "2");
 var latencyRequests = int.Parse(options.GetValueOrDefault("latency-requests", "400"), CultureInfo.InvariantCulture);
-var dll = options.GetValueOrDefault("dll") ?? FindDll(root);
+var dll = options.GetValueOrDefault("dll") ?? BenchHost.FindDll(root);
 
 await using var redis = await RedisServer.StartAsync();
 Console.WriteLine($"# RinServe load bench: models={models} steps={steps} images/level={imagesPerLevel} intra-op threads={threads} redis port {redis.Port}");
@@ -33,10 +37,14 @@ Console.WriteLine("|---|---|---|---|---|---|---|");
 var latencyLines = new List<string>();
 foreach (var maxBatch in batches)
 {
-    using var service = StartService(dll, root, models, redis.ConnectionString, maxBatch, threads);
-    var baseUrl = await WaitReadyAsync(service);
+    using var service = BenchHost.StartService(dll, root, models, redis.ConnectionString, threads, new Dictionary<string, string>
+    {
+        ["Jobs__KeyPrefix"] = $"bench{maxBatch}:",
+        ["Workers__MaxBatch"] = maxBatch.ToString(CultureInfo.InvariantCulture),
+    });
+    var baseUrl = await BenchHost.WaitReadyAsync(service);
     using var client = new HttpClient { BaseAddress = new Uri(baseUrl), Timeout = TimeSpan.FromMinutes(5) };
-    var model = await FirstModelAsync(client);
+    var model = await BenchHost.FirstModelAsync(client);
 
     // Warm-up: first calls pay for JIT and ONNX Runtime kernel setup.
     await RunLevelAsync(client, model, steps, 4, 8);
@@ -45,13 +53,13 @@ foreach (var maxBatch in batches)
     {
         var (elapsed, latencies) = await RunLevelAsync(client, model, steps, concurrency, imagesPerLevel);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {maxBatch} | {concurrency} | {imagesPerLevel} | {elapsed.TotalSeconds:F2} | {imagesPerLevel / elapsed.TotalSeconds:F2} | {Percentile(latencies, 0.5):F0} | {Percentile(latencies, 0.99):F0} |"));
+            $"| {maxBatch} | {concurrency} | {imagesPerLevel} | {elapsed.TotalSeconds:F2} | {imagesPerLevel / elapsed.TotalSeconds:F2} | {BenchHost.Percentile(latencies, 0.5):F0} | {BenchHost.Percentile(latencies, 0.99):F0} |"));
     }
 
     // Enqueue latency: POST with Prefer: respond-async (validate + Lua enqueue in Redis + 202), 4 clients.
     var enqueue = await EnqueueLatencyAsync(client, model, latencyRequests, 4);
     latencyLines.Add(string.Create(CultureInfo.InvariantCulture,
-        $"| {maxBatch} | {latencyRequests} | {Percentile(enqueue, 0.5):F2} | {Percentile(enqueue, 0.99):F2} |"));
+        $"| {maxBatch} | {latencyRequests} | {BenchHost.Percentile(enqueue, 0.5):F2} | {BenchHost.Percentile(enqueue, 0.99):F2} |"));
     service.Kill(entireProcessTree: true);
     await service.WaitForExitAsync();
 }
@@ -117,107 +125,3 @@ static async Task<List<double>> EnqueueLatencyAsync(HttpClient client, string mo
     return latencies;
 }
 
-static double Percentile(List<double> values, double p)
-{
-    var sorted = values.Order().ToList();
-    return sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
-}
-
-static Process StartService(string dll, string root, string models, string redis, int maxBatch, string threads)
-{
-    var port = RedisServer.FreePort();
-    var info = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-    {
-        WorkingDirectory = root,
-        UseShellExecute = false,
-        RedirectStandardOutput = true,
-        RedirectStandardError = true,
-    };
-    info.ArgumentList.Add(dll);
-    info.ArgumentList.Add("--urls");
-    info.ArgumentList.Add($"http://127.0.0.1:{port}");
-    info.Environment["RinServe__Redis"] = redis;
-    info.Environment["RinServe__ModelsPath"] = models;
-    info.Environment["Jobs__KeyPrefix"] = $"bench{maxBatch}:";
-    info.Environment["Workers__MaxBatch"] = maxBatch.ToString(CultureInfo.InvariantCulture);
-    info.Environment["Onnx__IntraOpThreads"] = threads;
-    info.Environment["RateLimit__Enabled"] = "false";
-    info.Environment["Sampling__MaxWaitSeconds"] = "600";
-    info.Environment["Sampling__DefaultWaitSeconds"] = "600";
-    info.Environment["Logging__LogLevel__Default"] = "Warning";
-    var process = Process.Start(info)!;
-    process.OutputDataReceived += (_, _) => { };
-    process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { Console.Error.WriteLine(e.Data); } };
-    process.BeginOutputReadLine();
-    process.BeginErrorReadLine();
-    process.StartInfo.Environment["BENCH_URL"] = $"http://127.0.0.1:{port}";
-    return process;
-}
-
-static async Task<string> WaitReadyAsync(Process service)
-{
-    var url = service.StartInfo.Environment["BENCH_URL"]!;
-    using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-    for (var i = 0; i < 600; i++)
-    {
-        if (service.HasExited)
-        {
-            throw new InvalidOperationException($"service exited with {service.ExitCode}");
-        }
-        try
-        {
-            if ((await client.GetAsync(url + "/healthz/ready")).IsSuccessStatusCode)
-            {
-                return url;
-            }
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-        {
-        }
-        await Task.Delay(100);
-    }
-    throw new TimeoutException("service not ready within 60 s");
-}
-
-static async Task<string> FirstModelAsync(HttpClient client)
-{
-    using var doc = System.Text.Json.JsonDocument.Parse(await client.GetStringAsync("/models"));
-    var first = doc.RootElement[0];
-    Console.Error.WriteLine($"# model {first.GetProperty("name")} res {first.GetProperty("resolution")} on {first.GetProperty("executionProvider")}");
-    return first.GetProperty("name").GetString()!;
-}
-
-static string FindRepoRoot()
-{
-    for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
-    {
-        if (File.Exists(Path.Combine(dir.FullName, "WebApi.sln")))
-        {
-            return dir.FullName;
-        }
-    }
-    throw new InvalidOperationException("run from inside the repository");
-}
-
-static string FindDll(string root)
-{
-    foreach (var configuration in new[] { "Release", "Debug" })
-    {
-        var dll = Path.Combine(root, "src", "RinServe.WebApi", "bin", configuration, "net10.0", "RinServe.WebApi.dll");
-        if (File.Exists(dll))
-        {
-            return dll;
-        }
-    }
-    throw new FileNotFoundException("build src/RinServe.WebApi first (dotnet build -c Release src/RinServe.WebApi)");
-}
-
-static Dictionary<string, string> ParseArgs(string[] args)
-{
-    var result = new Dictionary<string, string>(StringComparer.Ordinal);
-    for (var i = 0; i + 1 < args.Length; i += 2)
-    {
-        result[args[i].TrimStart('-')] = args[i + 1];
-    }
-    return result;
-}

@@ -85,6 +85,8 @@ public enum EnqueueStatus
     IdempotencyConflict,
     /// <summary>The model's queue is at <c>Jobs:MaxQueueLength</c>.</summary>
     QueueFull,
+    /// <summary>The job's API key already has <c>Jobs:MaxJobsPerKey</c> unfinished jobs.</summary>
+    KeyFull,
     /// <summary>The process is draining for shutdown and takes no new jobs (in-process queue only).</summary>
     ShuttingDown,
 }

@@ -11,6 +11,14 @@ public sealed class JobsOptions
     [Range(1, 1_000_000)]
     public int MaxQueueLength { get; set; } = 1000;
 
+    /// <summary>
+    /// Most unfinished jobs (queued or running, of every model) one API key may have; beyond it POST /generate answers 429
+    /// with Retry-After, so one caller cannot fill the queues that others share. Only with API keys on: without them there
+    /// is no caller to count (the per-model <see cref="MaxQueueLength"/> and the rate limiter still hold).
+    /// </summary>
+    [Range(1, 1_000_000)]
+    public int MaxJobsPerKey { get; set; } = 100;
+
     /// <summary>How long finished jobs and their images are kept.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
     public TimeSpan ResultTtl { get; set; } = TimeSpan.FromHours(1);
@@ -64,25 +72,28 @@ public sealed class JobsOptions
     public TimeSpan RedisBreakDuration { get; set; } = TimeSpan.FromSeconds(5);
 }
 
-/// <summary>Batching worker settings (section <c>Workers</c>).</summary>
+/// <summary>Worker settings (section <c>Workers</c>): iteration-level batching, polling, heartbeat.</summary>
 public sealed class WorkersOptions
 {
     public const string Section = "Workers";
 
-    /// <summary>Most compatible jobs (same model, steps, sampler, schedule, guidance) run as one batch; 1 turns batching off.</summary>
+    /// <summary>
+    /// Most jobs of one model running together in a worker (their rows step in one network call); new jobs join at any
+    /// step boundary, whatever their sampler, steps, schedule and guidance. 1: one job at a time.
+    /// </summary>
     [Range(1, 256)]
     public int MaxBatch { get; set; } = 4;
 
     /// <summary>
-    /// Most network rows per sampler step in one batch: images, counted twice when guided (<see cref="JobSpec.NetworkRows"/>).
-    /// Jobs taken together are split into batches under it; a job larger than it runs alone. With
-    /// <c>Sampling:MaxImagesPerRequest</c> it bounds the longest batch at max(MaxBatchRows, 2 x MaxImagesPerRequest) rows
-    /// x <c>Sampling:MaxSteps</c> steps, which the shutdown timeout must cover (docs/DEPLOY.md).
+    /// Most network rows per step of one model: images, counted twice when guided (<see cref="JobSpec.NetworkRows"/>). A job
+    /// joins only while its rows fit; a job larger than it runs alone. With <c>Sampling:MaxImagesPerRequest</c> it bounds
+    /// the longest step at max(MaxBatchRows, 2 x MaxImagesPerRequest) rows, and a job at <c>Sampling:MaxSteps</c> of them,
+    /// which the shutdown timeout must cover (docs/DEPLOY.md).
     /// </summary>
     [Range(1, 1024)]
     public int MaxBatchRows { get; set; } = 8;
 
-    /// <summary>After the first job, how long a worker waits for more to fill a batch.</summary>
+    /// <summary>After the first job, how long an idle worker waits for more, so a burst starts together; a busy worker takes new jobs at every step without waiting.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:00:10")]
     public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.FromMilliseconds(20);
 

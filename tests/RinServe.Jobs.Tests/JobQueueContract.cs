@@ -163,6 +163,43 @@ public abstract class JobQueueContract : IAsyncDisposable
     }
 
     [Fact]
+    public async Task An_api_key_at_its_cap_of_unfinished_jobs_is_refused_until_one_finishes_and_other_callers_are_not()
+    {
+        var queue = NewQueue(("Jobs:MaxJobsPerKey", "3"), ("Jobs:MaxDeliveries", "1"));
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            // Across models: the cap is the caller's, not a queue's.
+            var created = await queue.EnqueueAsync(Spec(model: i == 0 ? "m" : "other", seed: (ulong)i, owner: "a"), null);
+            Assert.Equal(EnqueueStatus.Created, created.Status);
+            ids.Add(created.Job!.Id);
+        }
+        var refused = await queue.EnqueueAsync(Spec(owner: "a"), null);
+        Assert.Equal(EnqueueStatus.KeyFull, refused.Status);
+        Assert.True(refused.RetryAfter > TimeSpan.Zero);
+        Assert.Equal(EnqueueStatus.Created, (await queue.EnqueueAsync(Spec(owner: "b"), null)).Status);
+        Assert.Equal(EnqueueStatus.Created, (await queue.EnqueueAsync(Spec(), null)).Status); // keys off: no caller to count
+
+        // Each way of finishing frees a place: success, failure for good, cancel.
+        var lease = await TakeOneAsync(queue);
+        Assert.Equal(ids[0], lease.Id);
+        Assert.True(await queue.MarkRunningAsync(lease));
+        Assert.True(await queue.CompleteAsync(lease, [Image(1)]));
+        Assert.Equal(EnqueueStatus.Created, (await queue.EnqueueAsync(Spec(model: "third", owner: "a"), null)).Status);
+        Assert.Equal(EnqueueStatus.KeyFull, (await queue.EnqueueAsync(Spec(owner: "a"), null)).Status);
+
+        var failing = await TakeOneAsync(queue, model: "other");
+        Assert.True(await queue.MarkRunningAsync(failing));
+        await queue.FailAsync(failing, "boom");
+        Assert.Equal(JobState.Failed, (await queue.GetAsync(failing.Id))!.State);
+        Assert.Equal(EnqueueStatus.Created, (await queue.EnqueueAsync(Spec(model: "third", seed: 1, owner: "a"), null)).Status);
+
+        await queue.CancelAsync(ids[2]);
+        Assert.Equal(EnqueueStatus.Created, (await queue.EnqueueAsync(Spec(model: "third", seed: 2, owner: "a"), null)).Status);
+        Assert.Equal(EnqueueStatus.KeyFull, (await queue.EnqueueAsync(Spec(owner: "a"), null)).Status);
+    }
+
+    [Fact]
     public async Task Idempotency_key_returns_the_same_job_and_conflicts_on_other_parameters()
     {
         var queue = NewQueue();

@@ -22,6 +22,38 @@ public sealed class AccessTests
     }
 
     [Fact]
+    public async Task A_key_at_its_cap_of_unfinished_jobs_gets_429_with_retry_after_and_the_other_keys_go_on()
+    {
+        using var gate = new HeldJobGate(gatedClass: 1); // keeps alpha's first job running until the end
+        await using var factory = new RinServeFactory(new Dictionary<string, string?>
+        {
+            ["Auth:ApiKeys:0"] = Hash("alpha-key"),
+            ["Auth:ApiKeys:1"] = Hash("beta-key"),
+            ["Jobs:MaxJobsPerKey"] = "2",
+            ["Workers:MaxBatch"] = "1",
+        }, gate);
+        var client = factory.CreateClient();
+        var running = await client.SendAsync(Post("/generate?class=1&steps=5", "alpha-key"));
+        Assert.Equal(HttpStatusCode.Accepted, running.StatusCode);
+        await gate.Held.WaitAsync(TimeSpan.FromSeconds(60));
+        var queued = await client.SendAsync(Post("/generate?class=2&steps=5", "alpha-key"));
+        Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
+
+        var refused = await client.SendAsync(Post("/generate?class=3&steps=5", "alpha-key"));
+        await Http.AssertProblemAsync(refused, (HttpStatusCode)429, null);
+        Assert.True(int.Parse(refused.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture) > 0);
+        Assert.Contains("MaxJobsPerKey", await refused.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Accepted, (await client.SendAsync(Post("/generate?class=3&steps=5", "beta-key"))).StatusCode);
+
+        // Canceling one of its jobs gives the key its place back.
+        using var cancel = new HttpRequestMessage(HttpMethod.Delete, $"/jobs/{queued.Headers.GetValues("X-Job-Id").Single()}");
+        cancel.Headers.Add("X-Api-Key", "alpha-key");
+        Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(cancel)).StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await client.SendAsync(Post("/generate?class=3&steps=5", "alpha-key"))).StatusCode);
+        gate.Open();
+    }
+
+    [Fact]
     public async Task With_api_keys_a_job_is_visible_only_to_the_key_that_made_it_and_each_key_is_rate_limited()
     {
         await using var factory = new RinServeFactory(new Dictionary<string, string?>

@@ -62,6 +62,10 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
             {
                 return Task.FromResult(new EnqueueResult(EnqueueStatus.QueueFull, null, _options.QueueFullRetryAfter));
             }
+            if (spec.Owner is { } owner && _jobs.CountActiveOf(owner) >= _options.MaxJobsPerKey)
+            {
+                return Task.FromResult(new EnqueueResult(EnqueueStatus.KeyFull, null, _options.QueueFullRetryAfter));
+            }
             record = new JobRecord(JobId.New(), spec, JobState.Queued, now, null, null, 0, null, null, 0, 0);
             var entry = _jobs.Add(record, now + _options.JobTtl);
             if (idempotency is not null)

@@ -49,6 +49,10 @@ internal sealed class InProcessJobTable
     public int CountActive(string model) =>
         _jobs.Values.Count(e => !e.Record.IsTerminal && e.Record.Spec.Model == model);
 
+    /// <summary>Unfinished jobs of one owner (API key hash), of every model.</summary>
+    public int CountActiveOf(string owner) =>
+        _jobs.Values.Count(e => !e.Record.IsTerminal && e.Record.Spec.Owner == owner);
+
     /// <summary>Jobs queued or running, of every model.</summary>
     public int Unfinished() => _jobs.Values.Count(e => !e.Record.IsTerminal);
 

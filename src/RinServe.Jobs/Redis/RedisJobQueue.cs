@@ -63,6 +63,9 @@ public sealed class RedisJobQueue : IJobQueue
             jobKey = _keys.Job(id),
             idemKey = idempotency is null ? _keys.NoIdempotency : _keys.Idempotency(spec.Owner, idempotency.Key),
             maxLength = _options.MaxQueueLength,
+            hasOwner = spec.Owner is null ? "0" : "1",
+            ownerKey = _keys.Owner(spec.Owner),
+            maxPerOwner = _options.MaxJobsPerKey,
             id,
             spec = JsonSerializer.Serialize(spec, RedisJobStore.Json),
             now = createdAt.ToUnixTimeMilliseconds(),
@@ -85,6 +88,8 @@ public sealed class RedisJobQueue : IJobQueue
                     return new EnqueueResult(EnqueueStatus.IdempotencyConflict, null);
                 }
                 return new EnqueueResult(detail[(bar + 1)..] == idempotency!.Fingerprint ? EnqueueStatus.Existing : EnqueueStatus.IdempotencyConflict, earlier);
+            case "keyfull":
+                return new EnqueueResult(EnqueueStatus.KeyFull, null, _options.QueueFullRetryAfter);
             case "full":
                 _metrics.SetDepth(spec.Model, long.Parse(detail, CultureInfo.InvariantCulture));
                 return new EnqueueResult(EnqueueStatus.QueueFull, null, _options.QueueFullRetryAfter);

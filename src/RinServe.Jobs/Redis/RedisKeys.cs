@@ -33,6 +33,12 @@ public sealed class RedisKeys(string prefix)
     public RedisKey Idempotency(string? owner, string key) =>
         prefix + "idem:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes((owner ?? "") + "\n" + key)));
 
+    /// <summary>
+    /// The unfinished jobs of one owner (API key hash): a sorted set of job keys scored by the time they expire, so a job
+    /// that expires unfinished stops counting. Members leave at every terminal state.
+    /// </summary>
+    public RedisKey Owner(string? owner) => prefix + "own:" + (owner ?? "");
+
     /// <summary>Stands in for the idempotency key of an enqueue without one (the script never touches it).</summary>
     public RedisKey NoIdempotency => prefix + "idem:none";
 

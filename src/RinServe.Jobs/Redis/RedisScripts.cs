@@ -25,9 +25,18 @@ internal static class RedisScripts
 
     private const string Terminal = "not state or state == 'succeeded' or state == 'failed' or state == 'canceled'";
 
+    /// <summary>A job that reaches a terminal state stops counting against its owner's cap (KEYS-free: the owner key is in the job hash).</summary>
+    private const string LeaveOwner = """
+        local ownerKey = redis.call('HGET', JOBKEY, 'owner')
+        if ownerKey then redis.call('ZREM', ownerKey, JOBKEY) end
+        """;
+
+    private static readonly string LeaveOwnerOfJob = LeaveOwner.Replace("JOBKEY", "@jobKey", StringComparison.Ordinal);
+    private static readonly string LeaveOwnerOfKeys1 = LeaveOwner.Replace("JOBKEY", "KEYS[1]", StringComparison.Ordinal);
+
     /// <summary>
     /// Returns the job an earlier use of the idempotency key made ({'existing', 'id|fingerprint'}), or refuses a full
-    /// queue ({'full', length}), or queues the job ({'created', length}).
+    /// queue ({'full', length}), or an owner at its cap ({'keyfull', count}), or queues the job ({'created', length}).
     /// </summary>
     public static readonly LuaScript Enqueue = LuaScript.Prepare("""
         if @hasIdempotency == '1' then
@@ -36,9 +45,19 @@ internal static class RedisScripts
         end
         local len = redis.call('XLEN', @stream)
         if len >= tonumber(@maxLength) then return {'full', tostring(len)} end
+        if @hasOwner == '1' then
+          redis.call('ZREMRANGEBYSCORE', @ownerKey, '-inf', @now)
+          local mine = redis.call('ZCARD', @ownerKey)
+          if mine >= tonumber(@maxPerOwner) then return {'keyfull', tostring(mine)} end
+        end
         local entry = redis.call('XADD', @stream, '*', 'id', @id)
         redis.call('HSET', @jobKey, 'spec', @spec, 'state', 'queued', 'created', @now, 'step', '0', 'entry', entry, 'deliveries', '0', 'images', '0')
         redis.call('EXPIRE', @jobKey, @jobTtl)
+        if @hasOwner == '1' then
+          redis.call('HSET', @jobKey, 'owner', @ownerKey)
+          redis.call('ZADD', @ownerKey, tonumber(@now) + 1000 * tonumber(@jobTtl), @jobKey)
+          redis.call('EXPIRE', @ownerKey, @jobTtl)
+        end
         if @hasIdempotency == '1' then redis.call('SET', @idemKey, @id .. '|' .. @fingerprint, 'EX', @resultTtl) end
         redis.call('PUBLISH', @wake, '1')
         return {'created', tostring(len + 1)}
@@ -47,12 +66,13 @@ internal static class RedisScripts
     /// <summary>How many entries lie strictly between two entry ids (exclusive bounds "(id").</summary>
     public static readonly LuaScript CountBetween = LuaScript.Prepare("return #redis.call('XRANGE', @stream, @after, @before)");
 
-    public static readonly LuaScript Cancel = LuaScript.Prepare("""
+    public static readonly LuaScript Cancel = LuaScript.Prepare($$"""
         local state = redis.call('HGET', @jobKey, 'state')
         if not state then return 0 end
         if state == 'queued' or state == 'running' then
           redis.call('HSET', @jobKey, 'state', 'canceled', 'finished', @now)
           redis.call('EXPIRE', @jobKey, @resultTtl)
+          {{LeaveOwnerOfJob}}
           if state == 'queued' then
             -- Nobody runs it yet: take it off the queue now (a worker that already read it acks it on start).
             redis.call('XDEL', @stream, redis.call('HGET', @jobKey, 'entry'))
@@ -109,13 +129,14 @@ internal static class RedisScripts
     /// values. KEYS: job, stream, then image 0..n-1. ARGV: group, entry, now, result TTL, events channel, steps,
     /// then the blob of image 0..n-1 (image key KEYS[i] takes ARGV[i + 4]).
     /// </summary>
-    public const string Complete = $$"""
+    public static readonly string Complete = $$"""
         local state = redis.call('HGET', KEYS[1], 'state')
         redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
         redis.call('XDEL', KEYS[2], ARGV[2])
         if {{Terminal}} then return 0 end
         for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 4], 'EX', ARGV[4]) end
         redis.call('HSET', KEYS[1], 'state', 'succeeded', 'finished', ARGV[3], 'images', tostring(#KEYS - 2), 'step', ARGV[6])
+        {{LeaveOwnerOfKeys1}}
         redis.call('HINCRBY', KEYS[1], 'completions', 1)
         redis.call('EXPIRE', KEYS[1], ARGV[4])
         redis.call('PUBLISH', ARGV[5], 'succeeded')
@@ -138,6 +159,7 @@ internal static class RedisScripts
         end
         redis.call('HSET', @jobKey, 'state', 'failed', 'finished', @now, 'error', @error)
         redis.call('EXPIRE', @jobKey, @resultTtl)
+        {{LeaveOwnerOfJob}}
         redis.call('XADD', @deadLetter, 'MAXLEN', '~', @deadLetterMaxLength, '*', 'id', @id, 'error', @error, 'deliveries', tostring(deliveries))
         redis.call('PUBLISH', @events, 'failed')
         return 2

@@ -107,7 +107,7 @@ public static class GenerateApi
 
     private static bool IsVisibleAscii(char c) => c is >= '!' and <= '~';
 
-    /// <summary>The answer when the queue did not take the job: full (429), shutting down (503), or a reused key (409).</summary>
+    /// <summary>The answer when the queue did not take the job: full or the key at its cap (429), shutting down (503), or a reused key (409).</summary>
     private static IResult? Refusal(HttpResponse response, EnqueueResult result, string model)
     {
         switch (result.Status)
@@ -116,6 +116,10 @@ public static class GenerateApi
                 var retryIn = Problems.SetRetryAfter(response, result.RetryAfter ?? Problems.DefaultRetryAfter);
                 return Problems.Problem(StatusCodes.Status429TooManyRequests, "Queue full",
                     $"the queue of model '{model}' is full; retry after {retryIn} s");
+            case EnqueueStatus.KeyFull:
+                var wait = Problems.SetRetryAfter(response, result.RetryAfter ?? Problems.DefaultRetryAfter);
+                return Problems.Problem(StatusCodes.Status429TooManyRequests, "Too many unfinished jobs",
+                    $"this API key has as many unfinished jobs as it may have (Jobs:MaxJobsPerKey); retry after {wait} s, when some have finished");
             case EnqueueStatus.ShuttingDown:
                 var retry = Problems.SetRetryAfter(response, result.RetryAfter ?? Problems.DefaultRetryAfter);
                 return Problems.Problem(StatusCodes.Status503ServiceUnavailable, "Shutting down",
