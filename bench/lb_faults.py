@@ -205,14 +205,12 @@ def phase_api(base, total=80, clients=6, kill_after=4.0):
 
 
 def worker_started_jobs(name, since):
-    """Jobs a worker's log says it started a batch with (the batch log line carries each job's id in its scope)."""
+    """Jobs a worker's log says it started ("Job ID joins model M": the line's state carries the job's id)."""
     logs = subprocess.run([DOCKER, "logs", "--since", since, name], capture_output=True, text=True).stdout
     ids = set()
     for line in logs.splitlines():
-        if "Running batch" in line:
-            for scope in json.loads(line).get("Scopes", []):
-                if "JobId" in scope:  # a batch's ids, comma-separated
-                    ids.update(scope["JobId"].split(","))
+        if "joins model" in line:
+            ids.add(json.loads(line)["State"]["JobId"])
     return ids
 
 

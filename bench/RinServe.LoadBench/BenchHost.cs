@@ -81,17 +81,7 @@ internal static class BenchHost
         return first.GetProperty("name").GetString()!;
     }
 
-    public static string FindRepoRoot()
-    {
-        for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "WebApi.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-        throw new InvalidOperationException("run from inside the repository");
-    }
+    public static string FindRepoRoot() => TestPaths.RepoRoot;
 
     public static string FindDll(string root)
     {

@@ -38,15 +38,5 @@ internal static partial class Repo
     [GeneratedRegex("""\.Map\w*\(\s*"(?<route>/[^"]*)"\s*[,)]""")]
     private static partial Regex MapCall();
 
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "WebApi.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-        throw new InvalidOperationException("WebApi.sln not found above " + AppContext.BaseDirectory);
-    }
+    private static string FindRoot() => Testing.TestPaths.RepoRoot;
 }

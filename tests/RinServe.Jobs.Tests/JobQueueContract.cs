@@ -370,16 +370,32 @@ public sealed class RedisJobQueueTests(RedisFixture redis) : JobQueueContract, I
 {
     protected override string? Redis => redis.Server.ConnectionString;
 
+    /// <summary>
+    /// Takes jobs as a worker would until one comes: a held job is reclaimed once Redis's own clock says its entry was idle
+    /// past the visibility timeout, which takes as long as it takes on this machine. An event, with a generous deadline.
+    /// </summary>
+    private static async Task<LeasedJob> TakeWhenReclaimedAsync(IJobQueue queue, string consumer)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            if ((await queue.TakeAsync("m", consumer, 1, TimeSpan.FromMilliseconds(100), TimeSpan.Zero)).SingleOrDefault() is { } job)
+            {
+                return job;
+            }
+        }
+        throw new TimeoutException("the job was never reclaimed");
+    }
+
     [Fact]
     public async Task Job_of_a_worker_that_stopped_heartbeating_is_reclaimed_by_another()
     {
-        var queue = NewQueue(("Jobs:VisibilityTimeout", "00:00:00.300"));
+        var queue = NewQueue(("Jobs:VisibilityTimeout", "00:00:01"));
         var id = (await queue.EnqueueAsync(Spec(), null)).Job!.Id;
         var lease = await TakeOneAsync(queue, "dead-worker");
         Assert.True(await queue.MarkRunningAsync(lease));
-        Assert.Empty(await queue.TakeAsync("m", "w2", 1, TimeSpan.FromMilliseconds(100), TimeSpan.Zero));
-        await Task.Delay(400);
-        var reclaimed = await TakeOneAsync(queue, "w2");
+        Assert.Empty(await queue.TakeAsync("m", "w2", 1, TimeSpan.Zero, TimeSpan.Zero)); // held, and not yet idle for a second
+        var reclaimed = await TakeWhenReclaimedAsync(queue, "w2");
         Assert.Equal(id, reclaimed.Id);
         Assert.True(await queue.MarkRunningAsync(reclaimed));
         Assert.True(await queue.CompleteAsync(reclaimed, [Image(5)]));
@@ -415,16 +431,26 @@ public sealed class RedisJobQueueTests(RedisFixture redis) : JobQueueContract, I
     [Fact]
     public async Task Heartbeat_keeps_a_slow_job_from_being_reclaimed()
     {
-        var queue = NewQueue(("Jobs:VisibilityTimeout", "00:00:00.300"));
+        // Gated on Redis's own idle clock of the entry, not on sleeps: the heartbeat must set it back to zero.
+        var prefix = $"h{Guid.NewGuid():N}:";
+        var queue = NewQueue(("Jobs:KeyPrefix", prefix), ("Jobs:VisibilityTimeout", "00:00:02"));
         await queue.EnqueueAsync(Spec(), null);
         var lease = await TakeOneAsync(queue, "slow-worker");
         await queue.MarkRunningAsync(lease);
-        for (var i = 0; i < 5; i++)
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(Redis!);
+        var db = connection.GetDatabase();
+        async Task<long> IdleMs() =>
+            (await db.StreamPendingMessagesAsync(prefix + "q:m", "workers", 1, "slow-worker")).Single().IdleTimeInMilliseconds;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (await IdleMs() < 1000 && DateTime.UtcNow < deadline)
         {
-            await Task.Delay(100);
-            await queue.HeartbeatAsync("slow-worker", [lease]);
+            await Task.Delay(50);
         }
-        Assert.Empty(await queue.TakeAsync("m", "w2", 1, TimeSpan.FromMilliseconds(100), TimeSpan.Zero));
+        var before = await IdleMs();
+        Assert.True(before >= 1000, $"idle {before} ms");
+        await queue.HeartbeatAsync("slow-worker", [lease]);
+        Assert.True(await IdleMs() < before, "the heartbeat did not reset the entry's idle time");
+        Assert.Empty(await queue.TakeAsync("m", "w2", 1, TimeSpan.Zero, TimeSpan.Zero));
     }
 
     [Fact]
@@ -432,14 +458,18 @@ public sealed class RedisJobQueueTests(RedisFixture redis) : JobQueueContract, I
     {
         var queue = NewQueue(("Jobs:VisibilityTimeout", "00:00:00.100"), ("Jobs:MaxDeliveries", "2"));
         var id = (await queue.EnqueueAsync(Spec(), null)).Job!.Id;
-        for (var worker = 1; worker <= 2; worker++)
+        var first = await TakeOneAsync(queue, "w1");
+        await queue.MarkRunningAsync(first);
+        var second = await TakeWhenReclaimedAsync(queue, "w2"); // w1 "died"
+        Assert.Equal(id, second.Id);
+        await queue.MarkRunningAsync(second);
+        // w2 dies too: at the next reclaim the job has had its two deliveries and fails for good instead of a third.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        JobRecord job;
+        while ((job = (await queue.GetAsync(id))!).State != JobState.Failed && DateTime.UtcNow < deadline)
         {
-            var lease = await TakeOneAsync(queue, $"w{worker}");
-            await queue.MarkRunningAsync(lease);
-            await Task.Delay(200);
+            Assert.Empty(await queue.TakeAsync("m", "w3", 1, TimeSpan.FromMilliseconds(100), TimeSpan.Zero));
         }
-        Assert.Empty(await queue.TakeAsync("m", "w3", 1, TimeSpan.FromMilliseconds(300), TimeSpan.Zero));
-        var job = (await queue.GetAsync(id))!;
         Assert.Equal(JobState.Failed, job.State);
         Assert.Contains("deliveries", job.Error);
     }

@@ -133,12 +133,5 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
-    public static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
+    public static int FreePort() => TestPaths.FreePort();
 }

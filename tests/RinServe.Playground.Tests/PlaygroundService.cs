@@ -27,20 +27,7 @@ public sealed class PlaygroundService : IAsyncDisposable
 
     public string Output => string.Join('\n', _lines);
 
-    public static string RepoRoot
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            {
-                if (File.Exists(Path.Combine(dir.FullName, "WebApi.sln")))
-                {
-                    return dir.FullName;
-                }
-            }
-            throw new InvalidOperationException("repo root (WebApi.sln) not found above " + AppContext.BaseDirectory);
-        }
-    }
+    public static string RepoRoot => Testing.TestPaths.RepoRoot;
 
     public static async Task<PlaygroundService> StartAsync(IReadOnlyList<string> files, IReadOnlyDictionary<string, string> environment)
     {
@@ -49,7 +36,7 @@ public sealed class PlaygroundService : IAsyncDisposable
         {
             File.Copy(Path.Combine(RepoRoot, "models", file), Path.Combine(models, file));
         }
-        var port = FreePort();
+        var port = Testing.TestPaths.FreePort();
         var info = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
             RedirectStandardOutput = true,
@@ -76,22 +63,8 @@ public sealed class PlaygroundService : IAsyncDisposable
     }
 
     /// <summary>The WebApi build of the same configuration as this test build.</summary>
-    private static string Dll
-    {
-        get
-        {
-            var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-            var dll = Path.Combine(RepoRoot, "src", "RinServe.WebApi", "bin", testBin.Parent!.Name, testBin.Name, "RinServe.WebApi.dll");
-            return File.Exists(dll) ? dll : throw new FileNotFoundException("build src/RinServe.WebApi first", dll);
-        }
-    }
+    private static string Dll => Testing.TestPaths.WebApiDll;
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private async Task WaitReadyAsync(TimeSpan timeout)
     {

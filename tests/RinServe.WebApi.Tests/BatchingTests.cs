@@ -7,15 +7,6 @@ namespace RinServe.WebApi.Tests;
 /// <summary>Iteration-level batching in the worker: jobs join running rows at step boundaries and leave when done or canceled.</summary>
 public sealed class BatchingTests
 {
-    private static async Task<string> SubmitAsync(HttpClient client, string query)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?" + query);
-        request.Headers.Add("Prefer", "respond-async");
-        var response = await client.SendAsync(request);
-        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
-        return response.Headers.GetValues("X-Job-Id").Single();
-    }
-
     [Fact]
     public async Task A_job_with_other_settings_joins_a_running_job_at_a_step_boundary_and_gives_the_pixels_it_gives_alone()
     {
@@ -24,13 +15,13 @@ public sealed class BatchingTests
         var client = factory.CreateClient();
         const string joiner = "class=1&seed=77&steps=6&sampler=dpmpp-2m&guidance=1.5&n=2";
         // Alone first: the pixels to compare with.
-        var alone = await SubmitAsync(client, joiner);
+        var alone = await ProcessSettings.SubmitAsync(client, joiner);
         await Http.WaitForStateAsync(client, alone, "succeeded");
 
         // A long job, held after its first step; the joiner is queued while it is held, so it joins at the next boundary.
-        var running = await SubmitAsync(client, "class=9&seed=5&steps=40");
+        var running = await ProcessSettings.SubmitAsync(client, "class=9&seed=5&steps=40");
         Assert.Equal(running, await gate.Held.WaitAsync(TimeSpan.FromSeconds(60)));
-        var joined = await SubmitAsync(client, joiner);
+        var joined = await ProcessSettings.SubmitAsync(client, joiner);
         gate.Open();
 
         var first = await Http.WaitForStateAsync(client, running, "succeeded");
@@ -55,7 +46,7 @@ public sealed class BatchingTests
             ["Workers:MaxBatchDelay"] = "00:00:01",
         }, gate);
         var client = factory.CreateClient();
-        var ids = await Task.WhenAll(Enumerable.Range(0, 3).Select(i => SubmitAsync(client, $"class={i}&steps=30&seed={i}")));
+        var ids = await Task.WhenAll(Enumerable.Range(0, 3).Select(i => ProcessSettings.SubmitAsync(client, $"class={i}&steps=30&seed={i}")));
         // The gate holds class 1 after its first step until it is canceled.
         Assert.Equal(ids[1], await gate.Held.WaitAsync(TimeSpan.FromSeconds(60)));
         Assert.Equal(HttpStatusCode.OK, (await client.DeleteAsync($"/jobs/{ids[1]}")).StatusCode);

@@ -164,7 +164,7 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
         var longPoll = client.SendAsync(poll);
         var events = await client.GetAsync($"/jobs/{ids[1]}/events", HttpCompletionOption.ResponseHeadersRead);
         var streamEnded = events.Content.ReadAsStringAsync();
-        await Task.Delay(500);
+        await Http.WaitForActiveRequestsAsync(client, "POST", 1, TimeSpan.FromSeconds(30)); // the long poll reached the API
         var clock = Stopwatch.StartNew();
         api.Terminate();
         var answer = await longPoll.WaitAsync(TimeSpan.FromSeconds(10));
@@ -176,12 +176,13 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
 
         // Worker, mid-batch: it finishes the running job, starts no other, and exits; a new worker finishes the rest.
         clock.Restart();
-        var batches = worker.CountLines("Running batch");
+        var started = worker.CountLines("joins model");
+        Assert.True(started > 0, "no \"joins model\" line for the running job:\n" + worker.Output);
         worker.Terminate();
         await gate.Release(TimeSpan.FromSeconds(10));
         Assert.Equal(0, await worker.WaitForExitAsync(TimeSpan.FromSeconds(60)));
         var workerStop = clock.Elapsed;
-        Assert.Equal(batches, worker.CountLines("Running batch"));
+        Assert.Equal(started, worker.CountLines("joins model"));
         Assert.Equal("succeeded", (await client2.GetFromJsonAsync<JsonElement>($"/jobs/{ids[0]}")).GetProperty("status").GetString());
         await using var replacement = ServiceProcess.Start("worker-2", workerSettings);
         await WaitAllAsync(client2, ids, "succeeded", TimeSpan.FromSeconds(90));

@@ -69,18 +69,5 @@ public static class TestModels
 
     public static string ParityFolder => Path.Combine(RepoRoot, "tests", "fixtures", "parity");
 
-    public static string RepoRoot
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            {
-                if (File.Exists(Path.Combine(dir.FullName, "WebApi.sln")))
-                {
-                    return dir.FullName;
-                }
-            }
-            throw new InvalidOperationException("repo root (WebApi.sln) not found above " + AppContext.BaseDirectory);
-        }
-    }
+    public static string RepoRoot => Testing.TestPaths.RepoRoot;
 }

@@ -74,6 +74,32 @@ internal static class Http
         }
     }
 
+    /// <summary>
+    /// Waits until the server has at least <paramref name="atLeast"/> requests of <paramref name="method"/> in flight, by its
+    /// own count (ASP.NET Core's http.server.active_requests on /metrics): the event that a request sent without awaiting
+    /// its answer has reached the server, instead of a sleep.
+    /// </summary>
+    public static async Task WaitForActiveRequestsAsync(HttpClient client, string method, int atLeast, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var active = (await client.GetStringAsync("/metrics")).Split('\n')
+                .Where(line => line.StartsWith("http_server_active_requests{", StringComparison.Ordinal)
+                    && line.Contains($"http_request_method=\"{method}\"", StringComparison.Ordinal))
+                .Sum(line => double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+            if (active >= atLeast)
+            {
+                return;
+            }
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"{active} {method} requests in flight, not {atLeast}");
+            }
+            await Task.Delay(20);
+        }
+    }
+
     public static async Task AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status, string? parameter)
     {
         var body = await response.Content.ReadAsStringAsync();

@@ -49,17 +49,7 @@ public sealed class ServiceProcess : IAsyncDisposable
     }
 
     /// <summary>The WebApi build next to this test build (same configuration).</summary>
-    public static string Dll
-    {
-        get
-        {
-            var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-            var framework = testBin.Name;
-            var configuration = testBin.Parent!.Name;
-            var dll = Path.Combine(TestModels.RepoRoot, "src", "RinServe.WebApi", "bin", configuration, framework, "RinServe.WebApi.dll");
-            return File.Exists(dll) ? dll : throw new FileNotFoundException("build src/RinServe.WebApi first", dll);
-        }
-    }
+    public static string Dll => Testing.TestPaths.WebApiDll;
 
     public bool HasExited => _process.HasExited;
 

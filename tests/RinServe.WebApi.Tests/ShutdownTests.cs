@@ -26,16 +26,8 @@ public sealed class ShutdownTests
             ["shutdownTimeoutSeconds"] = "180",
         }, gate);
         var client = factory.CreateClient();
-        async Task<string> Submit(int steps)
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class=1&steps={steps}&n=2");
-            request.Headers.Add("Prefer", "respond-async");
-            var response = await client.SendAsync(request);
-            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
-            return response.Headers.GetValues("X-Job-Id").Single();
-        }
         // Sent together so a loaded machine still delivers both in one take.
-        var submitted = await Task.WhenAll(Submit(20), Submit(19));
+        var submitted = await Task.WhenAll(ProcessSettings.SubmitAsync(client, "class=1&steps=20&n=2"), ProcessSettings.SubmitAsync(client, "class=1&steps=19&n=2"));
         // The gate holds whichever job the worker started first (after its first step); the other waits for room.
         var running = await gate.Held.WaitAsync(TimeSpan.FromSeconds(60));
         var waiting = submitted.Single(id => id != running);
@@ -67,9 +59,7 @@ public sealed class ShutdownTests
             ["shutdownTimeoutSeconds"] = "1",
         }, gate);
         var client = factory.CreateClient();
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=1&steps=20");
-        request.Headers.Add("Prefer", "respond-async");
-        var id = (await client.SendAsync(request)).Headers.GetValues("X-Job-Id").Single();
+        var id = await ProcessSettings.SubmitAsync(client, "class=1&steps=20");
         Assert.Equal(id, await gate.Held.WaitAsync(TimeSpan.FromSeconds(60)));
 
         var clock = System.Diagnostics.Stopwatch.StartNew();

@@ -41,9 +41,10 @@ public sealed class SigtermTests
         poll.Headers.Add("Prefer", "wait=100");
         poll.Headers.Add("Idempotency-Key", "sigterm-long-poll");
         var longPoll = client.SendAsync(poll);
-        await Task.Delay(500);
+        await Http.WaitForActiveRequestsAsync(client, "POST", 1, TimeSpan.FromSeconds(30));
         Assert.False(longPoll.IsCompleted);
-        var batchesBefore = service.CountLines("Running batch");
+        var startedBefore = service.CountLines("joins model");
+        Assert.True(startedBefore > 0, "no \"joins model\" line for the running job:\n" + service.Output);
 
         var clock = Stopwatch.StartNew();
         service.Terminate();
@@ -59,7 +60,7 @@ public sealed class SigtermTests
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(50), $"took {clock.Elapsed}");
 
         // It finished the batch it was running and started no other; nothing failed on a disposed connection.
-        Assert.Equal(batchesBefore, service.CountLines("Running batch"));
+        Assert.Equal(startedBefore, service.CountLines("joins model"));
         Assert.DoesNotContain("ObjectDisposedException", service.Output);
         await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
         var db = connection.GetDatabase();
