@@ -6,7 +6,7 @@ Four phases, each printed with its figures:
   api      load from concurrent clients, half of the POSTs with an Idempotency-Key; one API container
            is SIGKILLed mid-load. Every accepted job (200 or 202 with a job id) must succeed; client
            errors are counted by kind, and the jobs Redis holds are compared with the ones clients got
-  worker   a batch of async jobs; a worker container is SIGKILLed while it runs a batch; all must succeed
+  worker   a batch of async jobs; a worker container is SIGKILLed while it runs jobs; all must succeed
   redis    async jobs queued and running; the Redis container is restarted; all must succeed and the
            keys Redis holds survive
 Exit status 1 when a job accepted by the API is lost (not succeeded), or an error the retry policy
@@ -215,24 +215,24 @@ def worker_started_jobs(name, since):
 
 
 def phase_worker(base, n=16, steps=150):
-    print(f"== worker: {n} async jobs (64 px, {steps} steps); SIGKILL {P}-worker1 while it runs a batch")
+    print(f"== worker: {n} async jobs (64 px, {steps} steps); SIGKILL {P}-worker1 while it runs jobs")
     since = docker("exec", f"{P}-redis", "date", "-u", "+%Y-%m-%dT%H:%M:%SZ")
-    with cf.ThreadPoolExecutor(n) as pool:  # all at once, so the workers take full batches
+    with cf.ThreadPoolExecutor(n) as pool:  # all at once, so each worker runs several
         jobs = [r["job"] for r in pool.map(lambda i: generate(base, {"class": i % 10, "res": 64, "steps": steps}, async_=True), range(n))]
     assert all(jobs), "a job was not accepted"
     t = time.monotonic()
     while not (held := worker_started_jobs(f"{P}-worker1", since) & set(jobs)) and time.monotonic() - t < 60:
         time.sleep(0.2)
-    time.sleep(1)  # into the batch
+    time.sleep(1)  # into the jobs
     states = {j: json.loads(request(base, "GET", f"/jobs/{j}")[2]) for j in held}
     killed_at, killed_wall = time.monotonic(), time.time()
     docker("kill", f"{P}-worker1")
     progress = ", ".join(f"{d['progress']['step']}/{d['progress']['steps']}" for d in states.values())
     states = {j: d["status"] for j, d in states.items()}
-    print(f"  {P}-worker1 was running a batch of {len(held)} job(s) (its log), states at the kill: "
+    print(f"  {P}-worker1 was running {len(held)} job(s) (its log), states at the kill: "
           f"{dict(Counter(states.values()))}, steps done: {progress}; killed")
     if not held:
-        problems.append(f"worker: {P}-worker1 never started a batch")
+        problems.append(f"worker: {P}-worker1 never started a job")
     final = wait_jobs(base, jobs, 240)
     lost = report_jobs("worker", final, killed_at)
     finished = [json.loads(request(base, "GET", f"/jobs/{j}")[2]) for j in held]

@@ -122,9 +122,9 @@ public abstract class ApiContract(RinServeFactory factory, HeldJobGate gate)
     }
 
     [Fact]
-    public async Task Events_carry_x0_previews_of_at_most_64_px_only_to_watchers_who_asked()
+    public async Task Events_carry_x0_previews_of_every_image_tiled_only_to_watchers_who_asked()
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=2&steps=20000");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=2&steps=20000&n=3");
         request.Headers.Add("Prefer", "respond-async");
         var id = (await (await Client.SendAsync(request)).Json()).GetProperty("id").GetString()!;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
@@ -157,10 +157,11 @@ public abstract class ApiContract(RinServeFactory factory, HeldJobGate gate)
         Assert.NotNull(preview);
         var step = preview.Value.GetProperty("step").GetInt32();
         Assert.True(step > 0 && step % 50 == 0, $"preview at step {step}");
-        Assert.Equal((16, 16), (preview.Value.GetProperty("width").GetInt32(), preview.Value.GetProperty("height").GetInt32()));
+        // Three 16 px images (the fixture's side, under 64): two columns, two rows.
+        Assert.Equal((32, 32), (preview.Value.GetProperty("width").GetInt32(), preview.Value.GetProperty("height").GetInt32()));
         var png = Convert.FromBase64String(preview.Value.GetProperty("png").GetString()!);
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
-        Assert.Equal(16, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16))); // IHDR width
+        Assert.Equal(32, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16))); // IHDR width
         Assert.Contains(plain, e => e.Type == "progress");
         Assert.DoesNotContain(plain, e => e.Data.Contains("\"preview\"", StringComparison.Ordinal));
         Assert.Equal("canceled", plain.Last().Type);

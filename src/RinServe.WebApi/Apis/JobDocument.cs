@@ -76,8 +76,8 @@ public sealed record JobDocument(
 public sealed record JobProgressDocument(int Step, int Steps, double? EtaSeconds);
 
 /// <summary>
-/// A low-resolution preview of x̂0, the sampler's current estimate of the final image (the job's first image),
-/// area-averaged to at most 64 pixels a side.
+/// A low-resolution preview of x̂0, the sampler's current estimate of the final images: each image of the job
+/// area-averaged to at most 64 pixels a side, tiled row by row in ceil(√n) columns (one image when n = 1).
 /// </summary>
 /// <param name="Step">The sampler step it was taken after.</param>
 /// <param name="Png">The preview as a base64 PNG (<c>data:image/png;base64,</c> + this is an image URL).</param>

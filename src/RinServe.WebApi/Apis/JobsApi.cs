@@ -38,8 +38,8 @@ public static class JobsApi
             .WithSummary("Server-Sent Events of a job")
             .WithDescription("Events: queued (with position), started, progress, then one of succeeded, failed, canceled. " +
                 "Each carries the job document. A late subscriber first gets the current state. " +
-                "With `?preview=k`, progress events also carry `preview`: x̂0 (the current estimate of the job's first image), " +
-                "area-averaged to at most 64 px a side, as a base64 PNG, every k steps (more often when another watcher of the job " +
+                "With `?preview=k`, progress events also carry `preview`: x̂0 (the current estimate of the job's images), " +
+                "each area-averaged to at most 64 px a side and tiled in ceil(√n) columns, as a base64 PNG, every k steps (more often when another watcher of the job " +
                 "asked for a smaller k). Previews start within one worker heartbeat (Workers:HeartbeatInterval) of the request; " +
                 "without the parameter none are made.")
             .Produces<JobDocument>(StatusCodes.Status200OK, "text/event-stream")
