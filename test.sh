@@ -17,6 +17,22 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# Redocly CLI for the OpenAPI lint (tests/RinServe.WebApi.Tests/OpenApiLintTests.cs), from npm into .tools/ (ignored):
+# 2.77.0 where Node is 20 or newer, else 1.34.20, the last 1.x that installs (Debian 12's own nodejs is 18).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "== installing nodejs npm"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends nodejs npm
+fi
+redocly_version=1.34.20; [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] && redocly_version=2.77.0
+if [ "$(cat .tools/redocly/version 2>/dev/null)" != "$redocly_version" ]; then
+  echo "== installing @redocly/cli@$redocly_version (npm) into .tools/redocly"
+  rm -rf .tools/redocly && mkdir -p .tools/redocly
+  npm install --prefix .tools/redocly --no-audit --no-fund --loglevel=error "@redocly/cli@$redocly_version" >/dev/null
+  echo "$redocly_version" > .tools/redocly/version
+fi
+
 # Debian's OpenMP threads spin and fight over the cores without this.
 export OMP_WAIT_POLICY=PASSIVE DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 

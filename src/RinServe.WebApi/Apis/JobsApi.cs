@@ -19,6 +19,7 @@ public static class JobsApi
         var api = app.MapGroup("/jobs").WithTags("Jobs").AddEndpointFilter<ApiKeyFilter>();
 
         api.MapGet("/{id}", GetJob)
+            .WithName("GetJob")
             .WithSummary("Status of a job")
             .WithDescription("Status, queue position, progress with ETA, timestamps, seed, model, image links and error.")
             .Produces<JobDocument>(StatusCodes.Status200OK)
@@ -27,6 +28,7 @@ public static class JobsApi
                 StatusCodes.Status503ServiceUnavailable);
 
         api.MapGet("/{id}/images/{k}", GetImage)
+            .WithName("GetJobImage")
             .WithSummary("The k-th image of a succeeded job")
             .WithDescription("Encoded in the job's format. PNGs carry seed, model, steps, sampler, schedule, guidance and class in tEXt chunks.")
             .Produces(StatusCodes.Status200OK, responseType: null, contentType: "image/png", "image/jpeg", "image/webp")
@@ -35,6 +37,7 @@ public static class JobsApi
                 StatusCodes.Status409Conflict, StatusCodes.Status503ServiceUnavailable);
 
         api.MapGet("/{id}/events", GetEvents)
+            .WithName("WatchJob")
             .WithSummary("Server-Sent Events of a job")
             .WithDescription("Events: queued (with position), started, progress, then one of succeeded, failed, canceled. " +
                 "Each carries the job document. A late subscriber first gets the current state. " +
@@ -46,8 +49,9 @@ public static class JobsApi
             .ProducesProblems(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
 
         api.MapDelete("/{id}", CancelJob)
+            .WithName("CancelJob")
             .WithSummary("Cancel a job")
-            .WithDescription("A queued job never runs; a running job stops at its next sampler step (when every job of its batch is canceled) and its result is discarded.")
+            .WithDescription("A queued job never runs; a running job leaves the worker at its next sampler step (the jobs beside it go on) and nothing of it is stored.")
             .Produces<JobDocument>(StatusCodes.Status200OK)
             .ProducesProblems(
                 StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status409Conflict, StatusCodes.Status503ServiceUnavailable);

@@ -12,6 +12,7 @@ public static class ModelsApi
     {
         var api = app.MapGroup("/models").WithTags("Models").AddEndpointFilter<ApiKeyFilter>();
         api.MapGet("/", GetModels)
+            .WithName("ListModels")
             .WithSummary("Loaded models")
             .WithDescription(
                 "Name, family, whether it is the default at its resolution (isDefault: the model POST /generate uses when a request names "

@@ -163,7 +163,23 @@ public static class RinServeHost
                 Version = "v1",
                 Description = "Class-conditional RIN diffusion models over HTTP: generate images, follow jobs, list models. " +
                     "Errors are RFC 7807 problem details naming the parameter at fault.",
+                License = new OpenApiLicense { Name = "MIT", Url = new Uri("https://opensource.org/license/mit") },
             });
+            // Relative: the document describes whichever host serves it (behind a balancer, the balancer's address).
+            o.AddServer(new OpenApiServer { Url = "/", Description = "The deployment that serves this document." });
+            o.AddSecurityDefinition(SwaggerDocument.ApiKeyScheme, new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.ApiKey,
+                In = ParameterLocation.Header,
+                Name = "X-Api-Key",
+                Description = "The API key, when the deployment configures keys (Auth:ApiKeys); an open deployment ignores it. " +
+                    "`Authorization: Bearer <key>` is accepted too. A job is visible only to the key that made it.",
+            });
+            o.AddSecurityRequirement(document => new OpenApiSecurityRequirement
+            {
+                [new OpenApiSecuritySchemeReference(SwaggerDocument.ApiKeyScheme, document)] = [],
+            });
+            o.DocumentFilter<SwaggerDocument>();
             o.OperationFilter<SwaggerExamples>();
             var xml = Path.Combine(AppContext.BaseDirectory, "RinServe.WebApi.xml");
             if (File.Exists(xml))
