@@ -44,15 +44,50 @@ public static class GenerateApi
                 StatusCodes.Status413PayloadTooLarge, StatusCodes.Status415UnsupportedMediaType, StatusCodes.Status429TooManyRequests, StatusCodes.Status500InternalServerError,
                 StatusCodes.Status503ServiceUnavailable);
 
+        // The same request as a job to follow: always 202 (what Prefer: respond-async does on POST /generate), one answer
+        // type, so generated clients get a typed result instead of an exception for a 202.
+        app.MapPost("/jobs", SubmitJob)
+            .WithTags("Jobs")
+            .AddEndpointFilter<ApiKeyFilter>()
+            .RequireRateLimiting(RateLimitPolicy)
+            .WithName("SubmitJob")
+            .WithSummary("Queue a job of images of a class")
+            .WithDescription("""
+                The parameters of POST /generate (query or JSON body), answered at once: 202 with the job document and
+                `Location: /jobs/{id}`; follow it with GET /jobs/{id}, GET /jobs/{id}/events or a webhook. `Idempotency-Key`: a repeat
+                returns the same job; other parameters with the same key: 409.
+                """)
+            .Produces<JobDocument>(StatusCodes.Status202Accepted)
+            .ProducesProblems(
+                StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden, StatusCodes.Status409Conflict,
+                StatusCodes.Status413PayloadTooLarge, StatusCodes.Status415UnsupportedMediaType, StatusCodes.Status429TooManyRequests,
+                StatusCodes.Status503ServiceUnavailable);
+
         return api;
     }
 
     /// <summary>Read and check the request, queue the job, wait as the caller prefers, answer with the image or the job.</summary>
-    private static async Task<IResult> Generate(
+    private static Task<IResult> Generate(
         HttpContext http, GenerateValidator validator, IJobQueue queue, ModelRegistry registry, TimeProvider time,
-        IOptions<SamplingOptions> sampling, IOptions<RinServeOptions> serve, ShutdownDrain shutdown, ILoggerFactory loggers, CancellationToken ct)
+        IOptions<SamplingOptions> sampling, IOptions<RinServeOptions> serve, ShutdownDrain shutdown, ILoggerFactory loggers, CancellationToken ct) =>
+        QueueAsync(http, validator, queue, registry, time, sampling, serve, shutdown, loggers, respondAsync: false, ct);
+
+    /// <summary>Read and check the request, queue the job, answer 202 with it.</summary>
+    private static Task<IResult> SubmitJob(
+        HttpContext http, GenerateValidator validator, IJobQueue queue, ModelRegistry registry, TimeProvider time,
+        IOptions<SamplingOptions> sampling, IOptions<RinServeOptions> serve, ShutdownDrain shutdown, ILoggerFactory loggers, CancellationToken ct) =>
+        QueueAsync(http, validator, queue, registry, time, sampling, serve, shutdown, loggers, respondAsync: true, ct);
+
+    private static async Task<IResult> QueueAsync(
+        HttpContext http, GenerateValidator validator, IJobQueue queue, ModelRegistry registry, TimeProvider time,
+        IOptions<SamplingOptions> sampling, IOptions<RinServeOptions> serve, ShutdownDrain shutdown, ILoggerFactory loggers, bool respondAsync,
+        CancellationToken ct)
     {
         var (request, problem) = await ReadRequestAsync(http, validator, sampling.Value, serve.Value.MaxRequestBodyBytes, ct);
+        if (request is not null && respondAsync)
+        {
+            request = request with { Prefer = request.Prefer with { RespondAsync = true } };
+        }
         if (problem is not null)
         {
             return problem;

@@ -31,7 +31,7 @@ public static class JobsApi
             .WithName("GetJobImage")
             .WithSummary("The k-th image of a succeeded job")
             .WithDescription("Encoded in the job's format. PNGs carry seed, model, steps, sampler, schedule, guidance and class in tEXt chunks.")
-            .Produces(StatusCodes.Status200OK, responseType: null, contentType: "image/png", "image/jpeg", "image/webp")
+            .Produces(StatusCodes.Status200OK, typeof(byte[]), "image/png", "image/jpeg", "image/webp")
             .ProducesProblems(
                 StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound,
                 StatusCodes.Status409Conflict, StatusCodes.Status503ServiceUnavailable);

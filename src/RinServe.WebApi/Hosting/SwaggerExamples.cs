@@ -29,7 +29,15 @@ public sealed class SwaggerExamples : IOperationFilter
                 }
             }
         }
-        if (context.ApiDescription.RelativePath?.TrimEnd('/') != "generate")
+        // Route values and queries the handlers read as text (to name the one at fault), typed as clients send them.
+        foreach (var parameter in operation.Parameters ?? [])
+        {
+            if (parameter is OpenApiParameter { Name: "k" or "preview" } typed)
+            {
+                typed.Schema = new OpenApiSchema { Type = JsonSchemaType.Integer, Format = "int32", Minimum = parameter.Name == "k" ? "0" : "1" };
+            }
+        }
+        if (context.ApiDescription.RelativePath?.TrimEnd('/') is not ("generate" or "jobs") || context.ApiDescription.HttpMethod != "POST")
         {
             return;
         }
@@ -38,9 +46,15 @@ public sealed class SwaggerExamples : IOperationFilter
             Name = p.Name,
             In = ParameterLocation.Query,
             Description = p.Description,
-            // Query values are text; the validator reads each and names the one at fault.
-            Schema = new OpenApiSchema { Type = JsonSchemaType.String },
-        })];
+            // Typed as a client should send them; the validator still reads each as text and names the one at fault.
+            Schema = new OpenApiSchema { Type = p.BodyType ?? JsonSchemaType.String, Format = p.BodyFormat },
+        }), new OpenApiParameter
+        {
+            Name = "Idempotency-Key",
+            In = ParameterLocation.Header,
+            Description = "1 to 255 visible ASCII characters, e.g. a UUID: a repeat with the same parameters returns the same job, with others a 409.",
+            Schema = new OpenApiSchema { Type = JsonSchemaType.String, MaxLength = 255 },
+        }];
         // Declared here, not with Accepts(): Accepts() makes routing answer other media types with its own
         // 415, which could not name the parameter; the handler reads the body itself.
         operation.RequestBody = new OpenApiRequestBody
