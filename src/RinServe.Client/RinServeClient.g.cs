@@ -49,10 +49,11 @@ namespace RinServe.Client
         /// <param name="guidance">Classifier-free guidance weight, 0..Sampling:MaxGuidance (default: the model's default_guidance from /models, its defaultGuidance field; 0 = unguided); &gt; 0 only for models with a null class.</param>
         /// <param name="n">Number of images, 1..Sampling:MaxImagesPerRequest (default 1).</param>
         /// <param name="format">png (default), jpeg or webp.</param>
+        /// <param name="webhook">An http or https URL told when the job ends (succeeded, failed or canceled): a POST of {type: job.succeeded|job.failed|job.canceled, timestamp, data: the job document}, signed as Standard Webhooks says (webhook-id, webhook-timestamp, webhook-signature), retried with backoff until a 2xx. Its host must resolve to public addresses unless Webhooks:AllowedHosts lists it; redirects are not followed. Needs Webhooks:Secret on the deployment.</param>
         /// <param name="idempotency_Key">1 to 255 visible ASCII characters, e.g. a UUID: a repeat with the same parameters returns the same job, with others a 409.</param>
         /// <returns>OK</returns>
         /// <exception cref="RinServeApiException">A server side error occurred.</exception>
-        System.Threading.Tasks.Task<FileResponse> GenerateAsync(string @class = null, int? res = null, string model = null, int? steps = null, string sampler = null, string schedule = null, long? seed = null, float? guidance = null, int? n = null, string format = null, string idempotency_Key = null, System.Threading.CancellationToken cancellationToken = default(System.Threading.CancellationToken));
+        System.Threading.Tasks.Task<FileResponse> GenerateAsync(string @class = null, int? res = null, string model = null, int? steps = null, string sampler = null, string schedule = null, long? seed = null, float? guidance = null, int? n = null, string format = null, System.Uri webhook = null, string idempotency_Key = null, System.Threading.CancellationToken cancellationToken = default(System.Threading.CancellationToken));
 
         /// <param name="cancellationToken">A cancellation token that can be used by other objects or threads to receive notice of cancellation.</param>
         /// <summary>
@@ -73,10 +74,11 @@ namespace RinServe.Client
         /// <param name="guidance">Classifier-free guidance weight, 0..Sampling:MaxGuidance (default: the model's default_guidance from /models, its defaultGuidance field; 0 = unguided); &gt; 0 only for models with a null class.</param>
         /// <param name="n">Number of images, 1..Sampling:MaxImagesPerRequest (default 1).</param>
         /// <param name="format">png (default), jpeg or webp.</param>
+        /// <param name="webhook">An http or https URL told when the job ends (succeeded, failed or canceled): a POST of {type: job.succeeded|job.failed|job.canceled, timestamp, data: the job document}, signed as Standard Webhooks says (webhook-id, webhook-timestamp, webhook-signature), retried with backoff until a 2xx. Its host must resolve to public addresses unless Webhooks:AllowedHosts lists it; redirects are not followed. Needs Webhooks:Secret on the deployment.</param>
         /// <param name="idempotency_Key">1 to 255 visible ASCII characters, e.g. a UUID: a repeat with the same parameters returns the same job, with others a 409.</param>
         /// <returns>Accepted</returns>
         /// <exception cref="RinServeApiException">A server side error occurred.</exception>
-        System.Threading.Tasks.Task<JobDocument> SubmitJobAsync(string @class = null, int? res = null, string model = null, int? steps = null, string sampler = null, string schedule = null, long? seed = null, float? guidance = null, int? n = null, string format = null, string idempotency_Key = null, System.Threading.CancellationToken cancellationToken = default(System.Threading.CancellationToken));
+        System.Threading.Tasks.Task<JobDocument> SubmitJobAsync(string @class = null, int? res = null, string model = null, int? steps = null, string sampler = null, string schedule = null, long? seed = null, float? guidance = null, int? n = null, string format = null, System.Uri webhook = null, string idempotency_Key = null, System.Threading.CancellationToken cancellationToken = default(System.Threading.CancellationToken));
 
         /// <param name="cancellationToken">A cancellation token that can be used by other objects or threads to receive notice of cancellation.</param>
         /// <summary>
@@ -177,10 +179,11 @@ namespace RinServe.Client
         /// <param name="guidance">Classifier-free guidance weight, 0..Sampling:MaxGuidance (default: the model's default_guidance from /models, its defaultGuidance field; 0 = unguided); &gt; 0 only for models with a null class.</param>
         /// <param name="n">Number of images, 1..Sampling:MaxImagesPerRequest (default 1).</param>
         /// <param name="format">png (default), jpeg or webp.</param>
+        /// <param name="webhook">An http or https URL told when the job ends (succeeded, failed or canceled): a POST of {type: job.succeeded|job.failed|job.canceled, timestamp, data: the job document}, signed as Standard Webhooks says (webhook-id, webhook-timestamp, webhook-signature), retried with backoff until a 2xx. Its host must resolve to public addresses unless Webhooks:AllowedHosts lists it; redirects are not followed. Needs Webhooks:Secret on the deployment.</param>
         /// <param name="idempotency_Key">1 to 255 visible ASCII characters, e.g. a UUID: a repeat with the same parameters returns the same job, with others a 409.</param>
         /// <returns>OK</returns>
         /// <exception cref="RinServeApiException">A server side error occurred.</exception>
-        public virtual async System.Threading.Tasks.Task<FileResponse> GenerateAsync(string @class = null, int? res = null, string model = null, int? steps = null, string sampler = null, string schedule = null, long? seed = null, float? guidance = null, int? n = null, string format = null, string idempotency_Key = null, System.Threading.CancellationToken cancellationToken = default(System.Threading.CancellationToken))
+        public virtual async System.Threading.Tasks.Task<FileResponse> GenerateAsync(string @class = null, int? res = null, string model = null, int? steps = null, string sampler = null, string schedule = null, long? seed = null, float? guidance = null, int? n = null, string format = null, System.Uri webhook = null, string idempotency_Key = null, System.Threading.CancellationToken cancellationToken = default(System.Threading.CancellationToken))
         {
             var client_ = _httpClient;
             var disposeClient_ = false;
@@ -239,6 +242,10 @@ namespace RinServe.Client
                     if (format != null)
                     {
                         urlBuilder_.Append(System.Uri.EscapeDataString("format")).Append('=').Append(System.Uri.EscapeDataString(ConvertToString(format, System.Globalization.CultureInfo.InvariantCulture))).Append('&');
+                    }
+                    if (webhook != null)
+                    {
+                        urlBuilder_.Append(System.Uri.EscapeDataString("webhook")).Append('=').Append(System.Uri.EscapeDataString(ConvertToString(webhook, System.Globalization.CultureInfo.InvariantCulture))).Append('&');
                     }
                     urlBuilder_.Length--;
 
@@ -411,10 +418,11 @@ namespace RinServe.Client
         /// <param name="guidance">Classifier-free guidance weight, 0..Sampling:MaxGuidance (default: the model's default_guidance from /models, its defaultGuidance field; 0 = unguided); &gt; 0 only for models with a null class.</param>
         /// <param name="n">Number of images, 1..Sampling:MaxImagesPerRequest (default 1).</param>
         /// <param name="format">png (default), jpeg or webp.</param>
+        /// <param name="webhook">An http or https URL told when the job ends (succeeded, failed or canceled): a POST of {type: job.succeeded|job.failed|job.canceled, timestamp, data: the job document}, signed as Standard Webhooks says (webhook-id, webhook-timestamp, webhook-signature), retried with backoff until a 2xx. Its host must resolve to public addresses unless Webhooks:AllowedHosts lists it; redirects are not followed. Needs Webhooks:Secret on the deployment.</param>
         /// <param name="idempotency_Key">1 to 255 visible ASCII characters, e.g. a UUID: a repeat with the same parameters returns the same job, with others a 409.</param>
         /// <returns>Accepted</returns>
         /// <exception cref="RinServeApiException">A server side error occurred.</exception>
-        public virtual async System.Threading.Tasks.Task<JobDocument> SubmitJobAsync(string @class = null, int? res = null, string model = null, int? steps = null, string sampler = null, string schedule = null, long? seed = null, float? guidance = null, int? n = null, string format = null, string idempotency_Key = null, System.Threading.CancellationToken cancellationToken = default(System.Threading.CancellationToken))
+        public virtual async System.Threading.Tasks.Task<JobDocument> SubmitJobAsync(string @class = null, int? res = null, string model = null, int? steps = null, string sampler = null, string schedule = null, long? seed = null, float? guidance = null, int? n = null, string format = null, System.Uri webhook = null, string idempotency_Key = null, System.Threading.CancellationToken cancellationToken = default(System.Threading.CancellationToken))
         {
             var client_ = _httpClient;
             var disposeClient_ = false;
@@ -473,6 +481,10 @@ namespace RinServe.Client
                     if (format != null)
                     {
                         urlBuilder_.Append(System.Uri.EscapeDataString("format")).Append('=').Append(System.Uri.EscapeDataString(ConvertToString(format, System.Globalization.CultureInfo.InvariantCulture))).Append('&');
+                    }
+                    if (webhook != null)
+                    {
+                        urlBuilder_.Append(System.Uri.EscapeDataString("webhook")).Append('=').Append(System.Uri.EscapeDataString(ConvertToString(webhook, System.Globalization.CultureInfo.InvariantCulture))).Append('&');
                     }
                     urlBuilder_.Length--;
 
@@ -1323,6 +1335,12 @@ namespace RinServe.Client
 
         [System.Text.Json.Serialization.JsonPropertyName("preview")]
         public JobPreviewDocument Preview { get; set; }
+
+        /// <summary>
+        /// The URL told when the job ends, when the request named one.
+        /// </summary>
+        [System.Text.Json.Serialization.JsonPropertyName("webhook")]
+        public string Webhook { get; set; }
 
     }
 

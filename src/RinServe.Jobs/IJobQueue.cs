@@ -85,6 +85,16 @@ public interface IJobQueue
 
     /// <summary>Drops the worker's hold on a job that was canceled while it held it.</summary>
     Task AcknowledgeAsync(LeasedJob job, CancellationToken ct = default);
+
+    /// <summary>
+    /// Up to <paramref name="max"/> webhooks due: jobs with a webhook that reached their end. The end and its webhook are
+    /// written in one step (a Redis script), so none is lost between them; a delivery held by a process that died is
+    /// handed out again after <c>Webhooks:ReclaimAfter</c> (Redis). Waits up to <paramref name="wait"/> when none is due.
+    /// </summary>
+    Task<IReadOnlyList<WebhookDue>> TakeWebhooksAsync(string consumer, int max, TimeSpan reclaimAfter, TimeSpan wait, CancellationToken ct = default);
+
+    /// <summary>The delivery is over (delivered, or given up): it is not handed out again.</summary>
+    Task AcknowledgeWebhookAsync(WebhookDue due, CancellationToken ct = default);
 }
 
 /// <summary>The loaded models, stepped a row at a time; the host implements it with RinSampler and ONNX Runtime.</summary>

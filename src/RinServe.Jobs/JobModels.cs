@@ -14,6 +14,7 @@ public enum JobState { Queued, Running, Succeeded, Failed, Canceled }
 /// </summary>
 /// <param name="Model">Name of the loaded model (its <c>rin.name</c>).</param>
 /// <param name="Owner">Hash of the API key that created the job, or null when keys are off.</param>
+/// <param name="Webhook">The URL told of the job's end (succeeded, failed, canceled), already checked; null: none.</param>
 public sealed record JobSpec(
     string Model,
     int Steps,
@@ -24,7 +25,8 @@ public sealed record JobSpec(
     ulong Seed,
     int Count,
     string Format,
-    string? Owner)
+    string? Owner,
+    string? Webhook = null)
 {
     /// <summary>Jobs are batched together only when these are equal.</summary>
     [JsonIgnore]
@@ -132,3 +134,6 @@ public sealed class SamplerNameJsonConverter : JsonConverter<string>
 
     public override void Write(Utf8JsonWriter writer, string value, JsonSerializerOptions options) => writer.WriteStringValue(value);
 }
+
+/// <summary>A webhook to send: the job that reached its end, and this worker's hold on the delivery (a stream entry in Redis).</summary>
+public sealed record WebhookDue(string JobId, string Lease);

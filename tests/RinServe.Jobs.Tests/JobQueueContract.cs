@@ -200,6 +200,44 @@ public abstract class JobQueueContract : IAsyncDisposable
     }
 
     [Fact]
+    public async Task A_job_with_a_webhook_puts_it_due_once_at_its_end_whatever_the_end_and_one_without_does_not()
+    {
+        var queue = NewQueue(("Jobs:MaxDeliveries", "1"));
+        var hook = Spec() with { Webhook = "https://example.com/hook" };
+        var done = (await queue.EnqueueAsync(hook with { Seed = 1 }, null)).Job!.Id;
+        var failed = (await queue.EnqueueAsync(hook with { Seed = 2 }, null)).Job!.Id;
+        var canceled = (await queue.EnqueueAsync(hook with { Seed = 3 }, null)).Job!.Id;
+        var silent = (await queue.EnqueueAsync(Spec(seed: 4), null)).Job!.Id;
+        Assert.Empty(await queue.TakeWebhooksAsync("d1", 10, TimeSpan.FromMinutes(5), TimeSpan.Zero));
+
+        var lease = await TakeOneAsync(queue);
+        Assert.True(await queue.MarkRunningAsync(lease));
+        Assert.True(await queue.CompleteAsync(lease, [Image(1)]));
+        Assert.False(await queue.CompleteAsync(lease, [Image(1)])); // no second end, so no second webhook
+        lease = await TakeOneAsync(queue);
+        Assert.True(await queue.MarkRunningAsync(lease));
+        await queue.FailAsync(lease, "boom"); // for good: MaxDeliveries 1
+        await queue.CancelAsync(canceled);
+        await queue.CancelAsync(canceled);
+        lease = await TakeOneAsync(queue);
+        Assert.True(await queue.MarkRunningAsync(lease));
+        Assert.True(await queue.CompleteAsync(lease, [Image(1)]));
+
+        var due = new List<WebhookDue>();
+        while (due.Count < 3 && (await queue.TakeWebhooksAsync("d1", 10, TimeSpan.FromMinutes(5), TimeSpan.FromSeconds(5))) is { Count: > 0 } more)
+        {
+            due.AddRange(more);
+        }
+        Assert.Equal(new[] { done, failed, canceled }.Order(), due.Select(d => d.JobId).Order());
+        Assert.DoesNotContain(silent, due.Select(d => d.JobId));
+        foreach (var d in due)
+        {
+            await queue.AcknowledgeWebhookAsync(d);
+        }
+        Assert.Empty(await queue.TakeWebhooksAsync("d1", 10, TimeSpan.FromMinutes(5), TimeSpan.FromMilliseconds(200)));
+    }
+
+    [Fact]
     public async Task Idempotency_key_returns_the_same_job_and_conflicts_on_other_parameters()
     {
         var queue = NewQueue();
@@ -404,6 +442,25 @@ public sealed class RedisJobQueueTests(RedisFixture redis) : JobQueueContract, I
         var job = (await queue.GetAsync(id))!;
         Assert.Equal(2, job.Deliveries);
         Assert.Equal(5, (await queue.GetImageAsync(id, 0))!.Pixels[0]);
+    }
+
+    [Fact]
+    public async Task A_webhook_held_by_a_process_that_died_is_handed_out_again_after_the_reclaim_time()
+    {
+        var queue = NewQueue();
+        var id = (await queue.EnqueueAsync(Spec() with { Webhook = "https://example.com/hook" }, null)).Job!.Id;
+        await queue.CancelAsync(id);
+        var first = Assert.Single(await queue.TakeWebhooksAsync("dead", 10, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)));
+        Assert.Equal(id, first.JobId);
+        // "dead" never acknowledges it; "alive" gets it once Redis's clock says it was idle a second.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        IReadOnlyList<WebhookDue> again;
+        while ((again = await queue.TakeWebhooksAsync("alive", 10, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(200))).Count == 0
+               && DateTime.UtcNow < deadline)
+        {
+        }
+        Assert.Equal(id, Assert.Single(again).JobId);
+        await queue.AcknowledgeWebhookAsync(again[0]);
     }
 
     [Fact]

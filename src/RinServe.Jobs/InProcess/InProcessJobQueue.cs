@@ -17,6 +17,7 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
     private readonly InProcessJobTable _jobs = new();
     private readonly InProcessIdempotency _idempotency = new();
     private readonly InProcessModelQueues _queues = new();
+    private readonly System.Threading.Channels.Channel<string> _webhooks = System.Threading.Channels.Channel.CreateUnbounded<string>();
     private bool _accepting = true;
 
     public bool Durable => false;
@@ -290,7 +291,35 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
         var now = time.GetUtcNow();
         entry.Update(record with { FinishedAt = now }, now + _options.ResultTtl);
         RefreshDepth(record.Spec.Model);
+        if (record.Spec.Webhook is not null)
+        {
+            _webhooks.Writer.TryWrite(record.Id);
+        }
     }
+
+    /// <summary>In process, webhooks due live as long as the process, like its jobs.</summary>
+    public async Task<IReadOnlyList<WebhookDue>> TakeWebhooksAsync(string consumer, int max, TimeSpan reclaimAfter, TimeSpan wait, CancellationToken ct = default)
+    {
+        var due = new List<WebhookDue>();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(wait);
+        try
+        {
+            while (due.Count == 0 && await _webhooks.Reader.WaitToReadAsync(timeout.Token).ConfigureAwait(false))
+            {
+                while (due.Count < max && _webhooks.Reader.TryRead(out var id))
+                {
+                    due.Add(new WebhookDue(id, id));
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+        }
+        return due;
+    }
+
+    public Task AcknowledgeWebhookAsync(WebhookDue due, CancellationToken ct = default) => Task.CompletedTask;
 
     private InProcessJob? Find(string id) => _jobs.Find(id, time.GetUtcNow());
 

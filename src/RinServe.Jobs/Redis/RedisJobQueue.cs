@@ -26,6 +26,7 @@ public sealed class RedisJobQueue : IJobQueue
     private readonly JobMetrics _metrics;
     private readonly RedisCalls _calls;
     private readonly RedisKeys _keys;
+    private readonly RedisWebhookOutbox _webhooks;
     private readonly RedisQueueStats _stats;
     private readonly RedisJobStore _store;
     private readonly RedisJobLifecycle _lifecycle;
@@ -45,6 +46,7 @@ public sealed class RedisJobQueue : IJobQueue
         _metrics = metrics;
         _calls = new RedisCalls(redis, pipelines.GetPipeline(RedisResilience.PipelineName), _options.RedisBreakDuration);
         _keys = new RedisKeys(_options.KeyPrefix);
+        _webhooks = new RedisWebhookOutbox(_calls, _keys, time);
         _stats = new RedisQueueStats(_calls, _keys, metrics);
         _store = new RedisJobStore(_calls, _keys, _stats);
         _lifecycle = new RedisJobLifecycle(_calls, _keys, _options, _stats, time, logger);
@@ -66,6 +68,8 @@ public sealed class RedisJobQueue : IJobQueue
             hasOwner = spec.Owner is null ? "0" : "1",
             ownerKey = _keys.Owner(spec.Owner),
             maxPerOwner = _options.MaxJobsPerKey,
+            hasWebhook = spec.Webhook is null ? "0" : "1",
+            hooksKey = _keys.Webhooks,
             id,
             spec = JsonSerializer.Serialize(spec, RedisJobStore.Json),
             now = createdAt.ToUnixTimeMilliseconds(),
@@ -180,4 +184,9 @@ public sealed class RedisJobQueue : IJobQueue
 
     public Task AcknowledgeAsync(LeasedJob job, CancellationToken ct = default) =>
         _lifecycle.DropEntryAsync(_keys.Stream(job.Job.Spec.Model), job.Lease, ct);
+
+    public Task<IReadOnlyList<WebhookDue>> TakeWebhooksAsync(string consumer, int max, TimeSpan reclaimAfter, TimeSpan wait, CancellationToken ct = default) =>
+        _webhooks.TakeAsync(consumer, max, reclaimAfter, wait, ct);
+
+    public Task AcknowledgeWebhookAsync(WebhookDue due, CancellationToken ct = default) => _webhooks.AcknowledgeAsync(due, ct);
 }

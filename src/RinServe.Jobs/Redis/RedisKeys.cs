@@ -39,6 +39,12 @@ public sealed class RedisKeys(string prefix)
     /// </summary>
     public RedisKey Owner(string? owner) => prefix + "own:" + (owner ?? "");
 
+    /// <summary>The stream of webhooks due (entries <c>job</c> = the job's key), read by the consumer group <see cref="WebhookGroup"/>.</summary>
+    public RedisKey Webhooks => prefix + "hooks";
+
+    /// <summary>The consumer group that delivers webhooks.</summary>
+    public const string WebhookGroup = "webhooks";
+
     /// <summary>Stands in for the idempotency key of an enqueue without one (the script never touches it).</summary>
     public RedisKey NoIdempotency => prefix + "idem:none";
 

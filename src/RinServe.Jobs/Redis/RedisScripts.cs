@@ -31,8 +31,20 @@ internal static class RedisScripts
         if ownerKey then redis.call('ZREM', ownerKey, JOBKEY) end
         """;
 
-    private static readonly string LeaveOwnerOfJob = LeaveOwner.Replace("JOBKEY", "@jobKey", StringComparison.Ordinal);
-    private static readonly string LeaveOwnerOfKeys1 = LeaveOwner.Replace("JOBKEY", "KEYS[1]", StringComparison.Ordinal);
+    /// <summary>
+    /// A job with a webhook that reaches a terminal state puts its webhook on the stream of those due, in the same script
+    /// as the state: no end without its webhook, whoever crashes when (KEYS-free: the stream's key is in the job hash).
+    /// </summary>
+    private const string QueueWebhook = """
+        local hooks = redis.call('HGET', JOBKEY, 'hooks')
+        if hooks then redis.call('XADD', hooks, '*', 'job', JOBKEY) end
+        """;
+
+    /// <summary>What every terminal state does besides the state itself: leave the owner's count, queue the webhook.</summary>
+    private static readonly string AtEndOfJob = LeaveOwner.Replace("JOBKEY", "@jobKey", StringComparison.Ordinal)
+        + "\n" + QueueWebhook.Replace("JOBKEY", "@jobKey", StringComparison.Ordinal);
+    private static readonly string AtEndOfKeys1 = LeaveOwner.Replace("JOBKEY", "KEYS[1]", StringComparison.Ordinal)
+        + "\n" + QueueWebhook.Replace("JOBKEY", "KEYS[1]", StringComparison.Ordinal);
 
     /// <summary>
     /// Returns the job an earlier use of the idempotency key made ({'existing', 'id|fingerprint'}), or refuses a full
@@ -53,6 +65,7 @@ internal static class RedisScripts
         local entry = redis.call('XADD', @stream, '*', 'id', @id)
         redis.call('HSET', @jobKey, 'spec', @spec, 'state', 'queued', 'created', @now, 'step', '0', 'entry', entry, 'deliveries', '0', 'images', '0')
         redis.call('EXPIRE', @jobKey, @jobTtl)
+        if @hasWebhook == '1' then redis.call('HSET', @jobKey, 'hooks', @hooksKey) end
         if @hasOwner == '1' then
           redis.call('HSET', @jobKey, 'owner', @ownerKey)
           redis.call('ZADD', @ownerKey, tonumber(@now) + 1000 * tonumber(@jobTtl), @jobKey)
@@ -72,7 +85,7 @@ internal static class RedisScripts
         if state == 'queued' or state == 'running' then
           redis.call('HSET', @jobKey, 'state', 'canceled', 'finished', @now)
           redis.call('EXPIRE', @jobKey, @resultTtl)
-          {{LeaveOwnerOfJob}}
+          {{AtEndOfJob}}
           if state == 'queued' then
             -- Nobody runs it yet: take it off the queue now (a worker that already read it acks it on start).
             redis.call('XDEL', @stream, redis.call('HGET', @jobKey, 'entry'))
@@ -136,7 +149,7 @@ internal static class RedisScripts
         if {{Terminal}} then return 0 end
         for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 4], 'EX', ARGV[4]) end
         redis.call('HSET', KEYS[1], 'state', 'succeeded', 'finished', ARGV[3], 'images', tostring(#KEYS - 2), 'step', ARGV[6])
-        {{LeaveOwnerOfKeys1}}
+        {{AtEndOfKeys1}}
         redis.call('HINCRBY', KEYS[1], 'completions', 1)
         redis.call('EXPIRE', KEYS[1], ARGV[4])
         redis.call('PUBLISH', ARGV[5], 'succeeded')
@@ -159,7 +172,7 @@ internal static class RedisScripts
         end
         redis.call('HSET', @jobKey, 'state', 'failed', 'finished', @now, 'error', @error)
         redis.call('EXPIRE', @jobKey, @resultTtl)
-        {{LeaveOwnerOfJob}}
+        {{AtEndOfJob}}
         redis.call('XADD', @deadLetter, 'MAXLEN', '~', @deadLetterMaxLength, '*', 'id', @id, 'error', @error, 'deliveries', tostring(deliveries))
         redis.call('PUBLISH', @events, 'failed')
         return 2

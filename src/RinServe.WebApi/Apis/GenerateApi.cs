@@ -1,3 +1,4 @@
+using RinServe.WebApi.Webhooks;
 using System.Globalization;
 using Microsoft.Extensions.Options;
 using RinServe.Diffusion;
@@ -135,6 +136,11 @@ public static class GenerateApi
         if (validator.Validate(inputs!, ApiKeys.Owner(http), out var valid) is { } error)
         {
             return (null, Problems.BadParameter(error.Parameter, error.Message));
+        }
+        if (valid!.Spec.Webhook is { } webhook
+            && await http.RequestServices.GetRequiredService<WebhookAddressPolicy>().CheckAsync(new Uri(webhook), ct) is { } refused)
+        {
+            return (null, Problems.BadParameter("webhook", refused));
         }
         var claim = hasKey ? new IdempotencyClaim(key, valid!.Fingerprint) : null;
         return (new GenerateRequest(valid!, prefer!, claim), null);

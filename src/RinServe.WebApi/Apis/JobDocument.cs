@@ -10,6 +10,7 @@ namespace RinServe.WebApi;
 /// <param name="Status">queued, running, succeeded, failed or canceled.</param>
 /// <param name="QueuePosition">1 = next to run; null unless queued.</param>
 /// <param name="Images">URLs of the images, once succeeded.</param>
+/// <param name="Webhook">The URL told when the job ends, when the request named one.</param>
 /// <param name="Preview">
 /// Only in events of <c>GET /jobs/{id}/events?preview=k</c>, when a new x̂0 preview is there; absent everywhere else.
 /// </param>
@@ -34,7 +35,8 @@ public sealed record JobDocument(
     string? Error,
     IReadOnlyList<string> Images,
     JobLinks Links,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] JobPreviewDocument? Preview = null)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] JobPreviewDocument? Preview = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Webhook = null)
 {
     public static JobDocument From(JobRecord job, ModelRegistry registry, TimeProvider time)
     {
@@ -68,7 +70,8 @@ public sealed record JobDocument(
             job.FinishedAt,
             job.Error,
             [.. Enumerable.Range(0, job.State == JobState.Succeeded ? job.ImageCount : 0).Select(k => $"{self}/images/{k}")],
-            new JobLinks(self, $"{self}/events"));
+            new JobLinks(self, $"{self}/events"),
+            Webhook: spec.Webhook);
     }
 }
 

@@ -31,6 +31,11 @@ public static class GenerateParameters
             "its defaultGuidance field; 0 = unguided); > 0 only for models with a null class.", JsonSchemaType.Number, "float"),
         new("n", "Number of images, 1..Sampling:MaxImagesPerRequest (default 1).", JsonSchemaType.Integer, "int32"),
         new("format", "png (default), jpeg or webp.", JsonSchemaType.String),
+        new("webhook", "An http or https URL told when the job ends (succeeded, failed or canceled): a POST of " +
+            "{type: job.succeeded|job.failed|job.canceled, timestamp, data: the job document}, signed as Standard Webhooks says " +
+            "(webhook-id, webhook-timestamp, webhook-signature), retried with backoff until a 2xx. Its host must resolve to public " +
+            "addresses unless Webhooks:AllowedHosts lists it; redirects are not followed. Needs Webhooks:Secret on the deployment.",
+            JsonSchemaType.String, "uri"),
     ];
 
     /// <summary>The accepted names, in the order error messages list them.</summary>

@@ -17,9 +17,10 @@ public sealed record ParameterError(string Parameter, string Message);
 public sealed record ValidGenerate(JobSpec Spec, LoadedModel Model, string Fingerprint);
 
 /// <summary>The one validation path of generation parameters, whether they came in the query or a JSON body.</summary>
-public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingOptions> options)
+public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingOptions> options, IOptions<Webhooks.WebhooksOptions> webhooks)
 {
     private readonly SamplingOptions _options = options.Value;
+    private readonly bool _webhooksOn = webhooks.Value.Enabled;
 
     public ParameterError? Validate(IReadOnlyDictionary<string, string> input, string? owner, out ValidGenerate? valid)
     {
@@ -131,11 +132,24 @@ public sealed class GenerateValidator(ModelRegistry registry, IOptions<SamplingO
             }
         }
 
+        Uri? webhook = null;
+        if (Get("webhook") is { Length: > 0 } webhookText)
+        {
+            if (!_webhooksOn)
+            {
+                return new("webhook", "webhooks are off on this deployment (Webhooks:Secret is not set)");
+            }
+            if (Webhooks.WebhookAddressPolicy.CheckShape(webhookText, out webhook) is { } shape)
+            {
+                return new("webhook", shape);
+            }
+        }
+
         var seed = givenSeed ?? RandomSeed();
-        var job = new JobSpec(spec.Name, steps, sampler, schedule, guidance, classId, seed, count, format, owner);
+        var job = new JobSpec(spec.Name, steps, sampler, schedule, guidance, classId, seed, count, format, owner, webhook?.AbsoluteUri);
         // The fingerprint holds the seed only when the caller chose it, so a retry without a seed is "the same request";
         // it holds the guidance as resolved, so omitting it and naming the model's default are the same request.
-        var fingerprintSource = JsonSerializer.Serialize(new { spec.Name, steps, sampler, schedule, guidance, classId, givenSeed, count, format });
+        var fingerprintSource = JsonSerializer.Serialize(new { spec.Name, steps, sampler, schedule, guidance, classId, givenSeed, count, format, webhook = webhook?.AbsoluteUri });
         var fingerprint = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(fingerprintSource)));
         valid = new ValidGenerate(job, model, fingerprint);
         return null;

@@ -84,6 +84,14 @@ public static class RinServeHost
         builder.Services.AddSingleton<ShutdownDrain>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ShutdownDrain>());
         builder.Services.AddHostedService<QueueDepthSampler>();
+        builder.Services.AddOptions<Webhooks.WebhooksOptions>().Bind(builder.Configuration.GetSection(Webhooks.WebhooksOptions.Section))
+            .ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<Webhooks.WebhookAddressPolicy>();
+        builder.Services.AddSingleton<Webhooks.WebhookSender>();
+        if (builder.Configuration.GetSection(Webhooks.WebhooksOptions.Section).Get<Webhooks.WebhooksOptions>() is { Enabled: true })
+        {
+            builder.Services.AddHostedService<Webhooks.WebhookDispatcher>();
+        }
         if (settings.RunsWorker)
         {
             builder.Services.AddRinServeWorker();

@@ -55,6 +55,7 @@ public sealed class SwaggerExamples : IOperationFilter
             Description = "1 to 255 visible ASCII characters, e.g. a UUID: a repeat with the same parameters returns the same job, with others a 409.",
             Schema = new OpenApiSchema { Type = JsonSchemaType.String, MaxLength = 255 },
         }];
+        operation.Callbacks = new Dictionary<string, IOpenApiCallback> { ["jobEnded"] = JobEndedCallback(context) };
         // Declared here, not with Accepts(): Accepts() makes routing answer other media types with its own
         // 415, which could not name the parameter; the handler reads the body itself.
         operation.RequestBody = new OpenApiRequestBody
@@ -96,6 +97,65 @@ public sealed class SwaggerExamples : IOperationFilter
                 ["parameter"] = "res",
             };
         }
+    }
+
+    /// <summary>The webhook: what the service POSTs to the request's <c>webhook</c> URL when the job ends.</summary>
+    private static OpenApiCallback JobEndedCallback(OperationFilterContext context)
+    {
+        var header = (string name, string description) => (IOpenApiParameter)new OpenApiParameter
+        {
+            Name = name, In = ParameterLocation.Header, Required = true, Description = description,
+            Schema = new OpenApiSchema { Type = JsonSchemaType.String },
+        };
+        var post = new OpenApiOperation
+        {
+            Summary = "The job ended (to the URL in the request's webhook, query or JSON body)",
+            Description = "Sent once the job succeeded, failed or was canceled, signed as Standard Webhooks says: verify webhook-signature " +
+                "(v1, + base64 HMAC-SHA256 with the bytes of Webhooks:Secret after whsec_, over \"{webhook-id}.{webhook-timestamp}.{body}\"). " +
+                "Retried with backoff until a 2xx answer; a repeat carries the same webhook-id, so drop ids already seen.",
+            Parameters =
+            [
+                header("webhook-id", "The job and its end (job_{id}_{state}): the same on every repeat."),
+                header("webhook-timestamp", "Unix seconds of this attempt; refuse ones far from now."),
+                header("webhook-signature", "v1,<base64 signature>; several may come, separated by spaces."),
+            ],
+            RequestBody = new OpenApiRequestBody
+            {
+                Required = true,
+                Content = new Dictionary<string, OpenApiMediaType>
+                {
+                    ["application/json"] = new()
+                    {
+                        Schema = new OpenApiSchema
+                        {
+                            Type = JsonSchemaType.Object,
+                            Required = new HashSet<string> { "type", "timestamp", "data" },
+                            Properties = new Dictionary<string, IOpenApiSchema>
+                            {
+                                ["type"] = new OpenApiSchema { Type = JsonSchemaType.String, Description = "job.succeeded, job.failed or job.canceled" },
+                                ["timestamp"] = new OpenApiSchema { Type = JsonSchemaType.String, Format = "date-time", Description = "When the job ended." },
+                                ["data"] = context.SchemaGenerator.GenerateSchema(typeof(JobDocument), context.SchemaRepository),
+                            },
+                        },
+                    },
+                },
+            },
+            Responses = new OpenApiResponses
+            {
+                ["2XX"] = new OpenApiResponse { Description = "Received: the delivery ends." },
+                ["4XX"] = new OpenApiResponse { Description = "Refused (a bad signature, say): retried like any answer that is not 2xx, up to Webhooks:MaxAttempts." },
+            },
+        };
+        return new OpenApiCallback
+        {
+            PathItems = new Dictionary<RuntimeExpression, IOpenApiPathItem>
+            {
+                [RuntimeExpression.Build("{$request.query.webhook}")] = new OpenApiPathItem
+                {
+                    Operations = new Dictionary<HttpMethod, OpenApiOperation> { [HttpMethod.Post] = post },
+                },
+            },
+        };
     }
 
     /// <summary>The JSON body of POST /generate: the same fields and descriptions as the query.</summary>
