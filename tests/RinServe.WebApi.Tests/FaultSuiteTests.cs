@@ -35,9 +35,10 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
     public async Task Redis_restart_with_aof_under_a_steady_trickle_loses_no_accepted_job_and_runs_none_twice(string signal, string fsync)
     {
         await using var redis = await RedisServer.StartAsync(fsync);
+        using var receiver = new WebhookReceiver();
         var prefix = $"aof{Guid.NewGuid():N}:";
-        await using var api = ServiceProcess.Start("api", ProcessSettings.For("api", redis, prefix));
-        await using var worker = ServiceProcess.Start("worker", ProcessSettings.For("worker", redis, prefix));
+        await using var api = ServiceProcess.Start("api", ProcessSettings.For("api", redis, prefix, receiver.ProcessSettings(WebhookTests.Secret)));
+        await using var worker = ServiceProcess.Start("worker", ProcessSettings.For("worker", redis, prefix, receiver.ProcessSettings(WebhookTests.Secret)));
         await Task.WhenAll(api.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60)), worker.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60)));
         using var client = new HttpClient { BaseAddress = new Uri(api.Url), Timeout = TimeSpan.FromSeconds(10) };
 
@@ -57,7 +58,7 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
         });
         for (var i = 0; clock.Elapsed < TimeSpan.FromSeconds(10) || !restart.IsCompleted; i++)
         {
-            var response = await ProcessSettings.PostAsync(client, $"class={i % 10}&steps=20&seed={i}");
+            var response = await ProcessSettings.PostAsync(client, $"class={i % 10}&steps=20&seed={i}&webhook={Uri.EscapeDataString(receiver.Url)}");
             statuses[(int)response.StatusCode] = statuses.GetValueOrDefault((int)response.StatusCode) + 1;
             if (response.StatusCode == HttpStatusCode.Accepted)
             {
@@ -88,6 +89,10 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
             string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{s.Value} x {s.Key}")) +
             $"; {accepted.Count} accepted, {accepted.Count} succeeded, {duplicates} completed twice; " +
             $"first 202 {firstAcceptAfter?.TotalSeconds:F1} s after Redis was back (outage {((up - down) ?? TimeSpan.Zero).TotalSeconds:F1} s)");
+        // Every accepted job's webhook came through the restart, signed, under one id per job.
+        var deliveries = await receiver.WaitForSuccessOfAsync(accepted, WebhookTests.Key, TimeSpan.FromSeconds(90));
+        output.WriteLine($"  webhooks: {deliveries.Count} of {accepted.Count} accepted jobs told, {deliveries.Values.Sum()} deliveries " +
+            $"({deliveries.Values.Count(n => n > 1)} jobs told more than once, under the same webhook-id); every signature verified");
         Assert.Equal(0, duplicates);
         Assert.True(accepted.Count >= 10, $"only {accepted.Count} accepted");
         Assert.NotNull(firstAcceptAfter);

@@ -13,8 +13,9 @@ public sealed class FaultTests
     public async Task Fifty_jobs_all_succeed_exactly_once_when_a_worker_is_killed_mid_batch()
     {
         await using var redis = await RedisServer.StartAsync();
+        using var receiver = new WebhookReceiver();
         var prefix = $"fault{Guid.NewGuid():N}:";
-        Dictionary<string, string> Environment(string role) => new()
+        Dictionary<string, string> Environment(string role) => new Dictionary<string, string>
         {
             ["RinServe__Role"] = role,
             ["RinServe__Redis"] = redis.ConnectionString,
@@ -29,7 +30,7 @@ public sealed class FaultTests
             ["RateLimit__Enabled"] = "false",
             ["Logging__Console__FormatterName"] = "simple",
             ["Logging__LogLevel__Default"] = "Information",
-        };
+        }.Concat(receiver.ProcessSettings(WebhookTests.Secret).Select(s => new KeyValuePair<string, string>(s.Item1, s.Item2))).ToDictionary();
         // Worker 1 holds every job it starts at the step gate (after its first step), so it is surely mid-batch when killed.
         using var gate = new StepGateFifo(gatedClass: null);
         var doomedSettings = Environment("worker");
@@ -49,7 +50,7 @@ public sealed class FaultTests
         var ids = new List<string>();
         for (var i = 0; i < 50; i++)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class={i % 10}&steps=20&seed={i}");
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class={i % 10}&steps=20&seed={i}&webhook={Uri.EscapeDataString(receiver.Url)}");
             request.Headers.Add("Prefer", "respond-async");
             var response = await client.SendAsync(request);
             Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
@@ -93,6 +94,9 @@ public sealed class FaultTests
             }
         }
         Assert.True(redelivered > 0, "no job was reclaimed from the killed worker");
+        // Every job's webhook came, at least once, signed, under one id per job.
+        var deliveries = await receiver.WaitForSuccessOfAsync(ids, WebhookTests.Key, TimeSpan.FromSeconds(90));
+        Assert.Equal(ids.Count, deliveries.Count);
         Assert.Contains("Reclaimed job entry", survivor.Output);
     }
 

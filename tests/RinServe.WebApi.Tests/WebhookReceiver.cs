@@ -39,10 +39,50 @@ public sealed class WebhookReceiver : IDisposable
     /// <summary>Every request so far, in arrival order.</summary>
     public ConcurrentQueue<ReceivedWebhook> All { get; } = new();
 
-    /// <summary>The answer to the n-th request (1-based): a status code, and where a 3xx points.</summary>
-    public Func<int, (int Status, string? Location)> Answer { get; set; } = _ => (204, null);
+    /// <summary>The answer to the n-th request (1-based): a status code, and where a 3xx points; it may wait.</summary>
+    public Func<int, Task<(int Status, string? Location)>> Answer { get; set; } = _ => Task.FromResult<(int, string?)>((204, null));
+
+    /// <summary>Answers at once, as <paramref name="answer"/> says.</summary>
+    public Func<int, (int Status, string? Location)> AnswerWith { set => Answer = n => Task.FromResult(value(n)); }
 
     public async Task<ReceivedWebhook> NextAsync(TimeSpan timeout) => await _received.Reader.ReadAsync().AsTask().WaitAsync(timeout);
+
+    /// <summary>Settings that let a service process sign for and reach this receiver, and take over a dead process's deliveries soon.</summary>
+    public (string, string)[] ProcessSettings(string secret) =>
+        [("Webhooks__Secret", secret), ("Webhooks__AllowedHosts__0", $"127.0.0.1:{Port}"), ("Webhooks__ReclaimAfter", "00:00:02"),
+         ("Webhooks__FirstRetryDelay", "00:00:00.100")];
+
+    /// <summary>
+    /// Waits until each job's success webhook came at least once, then checks them all: every signature verifies, every
+    /// repeat of a job's webhook carries the same id, no job is told of another end. Returns the deliveries per job.
+    /// </summary>
+    public async Task<Dictionary<string, int>> WaitForSuccessOfAsync(IReadOnlyCollection<string> jobIds, byte[] key, TimeSpan timeout)
+    {
+        var expected = jobIds.ToDictionary(id => $"job_{id}_succeeded", id => id);
+        var seen = new HashSet<string>();
+        using var deadline = new CancellationTokenSource(timeout);
+        foreach (var hook in All)
+        {
+            seen.Add(hook.Id);
+        }
+        while (!expected.Keys.All(seen.Contains))
+        {
+            try
+            {
+                seen.Add((await _received.Reader.ReadAsync(deadline.Token)).Id);
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException($"no webhook for {string.Join(", ", expected.Keys.Where(k => !seen.Contains(k)))}");
+            }
+        }
+        var all = All.ToList();
+        Assert.All(all, hook => Assert.True(hook.Verifies(key), $"webhook {hook.Id} does not verify"));
+        var mine = all.Where(h => jobIds.Any(id => h.Id.StartsWith($"job_{id}_", StringComparison.Ordinal))).ToList();
+        Assert.All(mine, hook => Assert.Contains(hook.Id, expected.Keys)); // the one end each job had
+        Assert.All(mine, hook => Assert.Equal(expected[hook.Id], hook.Json.GetProperty("data").GetProperty("id").GetString()));
+        return mine.GroupBy(h => expected[h.Id]).ToDictionary(g => g.Key, g => g.Count());
+    }
 
     private async Task LoopAsync()
     {
@@ -57,20 +97,35 @@ public sealed class WebhookReceiver : IDisposable
             {
                 return;
             }
-            using var body = new MemoryStream();
-            await context.Request.InputStream.CopyToAsync(body);
-            var headers = context.Request.Headers;
-            var hook = new ReceivedWebhook(headers["webhook-id"] ?? "", long.TryParse(headers["webhook-timestamp"], out var t) ? t : 0,
-                headers["webhook-signature"] ?? "", body.ToArray(), context.Request.Url?.AbsolutePath ?? "");
-            All.Enqueue(hook);
-            var (status, location) = Answer(All.Count);
+            _ = Task.Run(() => HandleAsync(context)); // one at a time would let a slow answer hold up the others
+        }
+    }
+
+    private int _count;
+
+    private async Task HandleAsync(HttpListenerContext context)
+    {
+        using var body = new MemoryStream();
+        await context.Request.InputStream.CopyToAsync(body);
+        var headers = context.Request.Headers;
+        var hook = new ReceivedWebhook(headers["webhook-id"] ?? "", long.TryParse(headers["webhook-timestamp"], out var t) ? t : 0,
+            headers["webhook-signature"] ?? "", body.ToArray(), context.Request.Url?.AbsolutePath ?? "");
+        All.Enqueue(hook);
+        var n = Interlocked.Increment(ref _count);
+        _received.Writer.TryWrite(hook); // seen as soon as it arrived, whatever the answer will be
+        try
+        {
+            var (status, location) = await Answer(n);
             context.Response.StatusCode = status;
             if (location is not null)
             {
                 context.Response.RedirectLocation = location;
             }
             context.Response.Close();
-            _received.Writer.TryWrite(hook);
+        }
+        catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The sender is gone (a killed process): nothing to answer.
         }
     }
 

@@ -41,7 +41,7 @@ public sealed class WebhookTests
     [Fact]
     public async Task A_job_that_ends_is_posted_signed_to_its_webhook_and_a_failed_attempt_is_retried_under_the_same_id()
     {
-        using var receiver = new WebhookReceiver { Answer = n => n == 1 ? (503, null) : (204, null) };
+        using var receiver = new WebhookReceiver { AnswerWith = n => n == 1 ? (503, null) : (204, null) };
         using var gate = new HeldJobGate(gatedClass: 9);
         await using var factory = Service(receiver, gate);
         var client = factory.CreateClient();
@@ -95,7 +95,7 @@ public sealed class WebhookTests
         var sender = factory.Services.GetRequiredService<WebhookSender>();
         Assert.Equal(WebhookOutcome.Refused, await sender.DeliverAsync(new Uri($"http://localhost:{trap.Port}/"), "msg_1", "{}"u8.ToArray(), default));
         Assert.Equal(WebhookOutcome.Refused, await sender.DeliverAsync(new Uri($"http://[::ffff:127.0.0.1]:{trap.Port}/"), "msg_2", "{}"u8.ToArray(), default));
-        receiver.Answer = _ => (302, $"http://127.0.0.1:{trap.Port}/stolen");
+        receiver.AnswerWith = _ => (302, $"http://127.0.0.1:{trap.Port}/stolen");
         Assert.Equal(WebhookOutcome.GaveUp, await sender.DeliverAsync(new Uri(receiver.Url), "msg_3", "{}"u8.ToArray(), default));
         Assert.Equal(2, receiver.All.Count); // both attempts reached the receiver; neither went on to the trap
         Assert.Equal(0, trap.Connections);
@@ -165,5 +165,42 @@ public static class HostileWebhooks
             $"HTTP://127.0.0.1:{trapPort}/", $"http://127.0.0.1.:{trapPort}/", $"http://127.000.000.001:{trapPort}/", $"http://[::1]:{trapPort}@example.com/",
         ]);
         return urls;
+    }
+}
+
+/// <summary>A delivery's life across processes, on Redis.</summary>
+public sealed class WebhookFaultTests
+{
+    [Fact]
+    public async Task A_process_killed_while_delivering_leaves_the_webhook_to_another_which_sends_it_under_the_same_id()
+    {
+        await using var redis = await Testing.RedisServer.StartAsync();
+        var prefix = $"hook{Guid.NewGuid():N}:";
+        var killed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var receiver = new WebhookReceiver();
+        // The first delivery is never answered before its sender is dead; later ones at once.
+        receiver.Answer = async n =>
+        {
+            if (n == 1)
+            {
+                await killed.Task;
+            }
+            return (204, null);
+        };
+        var settings = ProcessSettings.For("all", redis, prefix, receiver.ProcessSettings(WebhookTests.Secret));
+        await using var first = ServiceProcess.Start("first", settings);
+        await first.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60));
+        using var client = new HttpClient { BaseAddress = new Uri(first.Url) };
+        var id = await ProcessSettings.SubmitAsync(client, $"class=1&steps=3&webhook={Uri.EscapeDataString(receiver.Url)}");
+
+        var during = await receiver.NextAsync(TimeSpan.FromSeconds(60));
+        first.Kill();
+        killed.SetResult();
+        await using var second = ServiceProcess.Start("second", settings);
+        var after = await receiver.NextAsync(TimeSpan.FromSeconds(60)); // taken over once idle for Webhooks:ReclaimAfter (2 s)
+        Assert.Equal($"job_{id}_succeeded", during.Id);
+        Assert.Equal(during.Id, after.Id);
+        Assert.True(during.Verifies(WebhookTests.Key) && after.Verifies(WebhookTests.Key));
+        Assert.Equal(id, after.Json.GetProperty("data").GetProperty("id").GetString());
     }
 }
