@@ -38,6 +38,14 @@ public sealed class RinServeOptions : IValidatableObject
     [MaxLength(100)]
     public string DefaultFamily { get; set; } = "glyph";
 
+    /// <summary>
+    /// The load balancers whose <c>X-Forwarded-For</c> and <c>X-Forwarded-Proto</c> this service believes: addresses or
+    /// CIDR networks (<c>10.0.0.0/8</c>). A request that comes from one of them is the client the header's last entry names
+    /// (the balancer's own addition: ForwardLimit 1), for the rate limit, logs and the scheme; from anywhere else the
+    /// headers are ignored. Empty (the default): nobody is believed, and the client is the connection's peer.
+    /// </summary>
+    public string[] TrustedProxies { get; set; } = [];
+
     /// <summary>Largest accepted request body in bytes; larger bodies get 413.</summary>
     [Range(1024, 10 * 1024 * 1024)]
     public long MaxRequestBodyBytes { get; set; } = 64 * 1024;
@@ -58,6 +66,13 @@ public sealed class RinServeOptions : IValidatableObject
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        foreach (var proxy in TrustedProxies)
+        {
+            if (!System.Net.IPNetwork.TryParse(proxy.Contains('/', StringComparison.Ordinal) ? proxy : proxy + (proxy.Contains(':', StringComparison.Ordinal) ? "/128" : "/32"), out _))
+            {
+                yield return new ValidationResult($"RinServe:TrustedProxies: '{proxy}' is neither an IP address nor a CIDR network", [nameof(TrustedProxies)]);
+            }
+        }
         if (Role != ServiceRole.All && string.IsNullOrWhiteSpace(Redis))
         {
             yield return new ValidationResult(

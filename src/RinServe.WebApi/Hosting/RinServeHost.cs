@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.HttpOverrides;
 using System.Globalization;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
@@ -200,6 +201,20 @@ public static class RinServeHost
     /// <summary>Middleware, eager model loading (a bad model folder stops the start with its reason), endpoints by role.</summary>
     public static void UseRinServe(this WebApplication app, RinServeOptions settings)
     {
+        if (settings.TrustedProxies.Length > 0)
+        {
+            // Only the listed balancers are believed (ASP.NET Core's defaults would trust any loopback peer), and only the
+            // entry the balancer itself added: a client's own X-Forwarded-For, spoofed or not, is never the client.
+            var forwarded = new ForwardedHeadersOptions { ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto, ForwardLimit = 1 };
+            forwarded.KnownIPNetworks.Clear();
+            forwarded.KnownProxies.Clear();
+            foreach (var proxy in settings.TrustedProxies)
+            {
+                forwarded.KnownIPNetworks.Add(System.Net.IPNetwork.Parse(proxy.Contains('/', StringComparison.Ordinal)
+                    ? proxy : proxy + (proxy.Contains(':', StringComparison.Ordinal) ? "/128" : "/32")));
+            }
+            app.UseForwardedHeaders(forwarded);
+        }
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseRateLimiter();
