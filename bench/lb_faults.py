@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fault demonstration for the load-balanced deployment of deploy/lb/rinserve-lb.sh (which must be up).
 
-Four phases, each printed with its figures:
+Five phases, each printed with its figures:
   spread   requests through HAProxy; which API answered each (X-RinServe-Backend) and HAProxy's counters
   api      load from concurrent clients, half of the POSTs with an Idempotency-Key; one API container
            is SIGKILLed mid-load. Every accepted job (200 or 202 with a job id) must succeed; client
@@ -9,10 +9,13 @@ Four phases, each printed with its figures:
   worker   a batch of async jobs; a worker container is SIGKILLed while it runs jobs; all must succeed
   redis    async jobs queued and running; the Redis container is restarted; all must succeed and the
            keys Redis holds survive
+  identity plain HTTP only redirects to HTTPS; two clients (source addresses 127.0.0.2 and .3) have separate
+           rate-limit windows, and a third that sends X-Forwarded-For: 127.0.0.2 is not taken for the first
 Exit status 1 when a job accepted by the API is lost (not succeeded), or an error the retry policy
 does not allow is seen.
 
-Usage: bench/lb_faults.py [--lb http://127.0.0.1:8080] [--phases spread,api,worker,redis]
+Usage: bench/lb_faults.py [--lb https://127.0.0.1:8443 --ca STATE_DIR/lb.crt] [--plain http://127.0.0.1:8080]
+       [--phases spread,api,worker,redis,identity]
 Standard library only; talks to docker through the CLI (DOCKER, default docker). PROJECT, REDIS_PORT,
 STATS_PORT: as given to deploy/lb/rinserve-lb.sh.
 """
@@ -22,6 +25,7 @@ import http.client
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -35,12 +39,16 @@ REDIS_PORT = os.environ.get("REDIS_PORT", "16379")
 STATS_PORT = os.environ.get("STATS_PORT", "18404")
 P = os.environ.get("PROJECT", "rinserve")  # the container name prefix deploy/lb/rinserve-lb.sh used
 problems = []
+TLS = ssl.create_default_context()  # main() adds the balancer's certificate (--ca)
 
 
-def request(base, method, path, headers=None, timeout=150):
-    """One HTTP request; returns (status, headers dict lower-case, body bytes), status 0 on a transport error."""
+def request(base, method, path, headers=None, timeout=150, source=None):
+    """One HTTP request; returns (status, headers dict lower-case, body bytes), status 0 on a transport error.
+    source: the local address to send from (127.0.0.x: another client, as the balancer sees it)."""
     u = urllib.parse.urlparse(base)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    bind = (source, 0) if source else None
+    conn = (http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=TLS, source_address=bind) if u.scheme == "https"
+            else http.client.HTTPConnection(u.hostname, u.port, timeout=timeout, source_address=bind))
     try:
         conn.request(method, path, headers=headers or {})
         r = conn.getresponse()
@@ -289,15 +297,45 @@ def phase_redis(base, n=12, steps=100):
         problems.append(f"redis: a request after the restart got {r['status']}")
 
 
+def phase_identity(base, plain):
+    print("== identity: TLS at HAProxy, plain HTTP redirected; who the client is behind it (X-Forwarded-For)")
+    status, headers, _ = request(plain, "GET", "/healthz/live?x=1")
+    print(f"  plain GET /healthz/live?x=1: HTTP {status}, Location {headers.get('location')}")
+    if status != 308 or headers.get("location") != base.rstrip("/") + "/healthz/live?x=1":
+        problems.append(f"identity: plain HTTP answered {status} {headers.get('location')}, not a 308 to {base}")
+    # Cheap POSTs (a 400: class=-1) that the per-client rate limit still counts (RateLimit:PermitLimit per window, per
+    # API process: with two APIs behind round robin a client gets about twice the limit through).
+    sent, status = 0, 400
+    while status == 400 and sent < 1000:
+        status = request(base, "POST", "/jobs?class=-1", source="127.0.0.2")[0]
+        sent += 1
+    other = request(base, "POST", "/jobs?class=-1", source="127.0.0.3")[0]
+    spoof = request(base, "POST", "/jobs?class=-1", headers={"X-Forwarded-For": "127.0.0.2"}, source="127.0.0.4")[0]
+    again = request(base, "POST", "/jobs?class=-1", source="127.0.0.2")[0]
+    print(f"  client 127.0.0.2: HTTP {status} after {sent} requests (its window spent), and {again} again; "
+          f"client 127.0.0.3: HTTP {other}; client 127.0.0.4 claiming X-Forwarded-For 127.0.0.2: HTTP {spoof}")
+    if status != 429 or again != 429:
+        problems.append(f"identity: client 127.0.0.2 never limited ({status} after {sent}, then {again})")
+    if other != 400 or spoof != 400:
+        problems.append(f"identity: other clients shared the window: 127.0.0.3 {other}, spoofing 127.0.0.4 {spoof}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lb", default="http://127.0.0.1:8080")
-    ap.add_argument("--phases", default="spread,api,worker,redis")
+    ap.add_argument("--lb", default="https://127.0.0.1:8443")
+    ap.add_argument("--ca", help="the balancer's certificate (deploy/lb/rinserve-lb.sh: STATE_DIR/lb.crt)")
+    ap.add_argument("--plain", default="http://127.0.0.1:8080", help="the balancer's plain HTTP address")
+    ap.add_argument("--phases", default="spread,api,worker,redis,identity")
     a = ap.parse_args()
+    if a.ca:
+        TLS.load_verify_locations(a.ca)
     print(f"# bench/lb_faults.py against {a.lb}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs")
     for p in a.phases.split(","):
         t = time.monotonic()
-        {"spread": phase_spread, "api": phase_api, "worker": phase_worker, "redis": phase_redis}[p](a.lb)
+        if p == "identity":
+            phase_identity(a.lb, a.plain)
+        else:
+            {"spread": phase_spread, "api": phase_api, "worker": phase_worker, "redis": phase_redis}[p](a.lb)
         print(f"  ({time.monotonic() - t:.0f} s)")
     print("== result: " + ("FAILED\n  - " + "\n  - ".join(problems) if problems else "nothing lost, no error beyond the retry policy"))
     return 1 if problems else 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # RinServe behind a load balancer on one Docker host, host network:
 #
-#   HAProxy  ${LB_PORT:-8080}  -> api1 :${API1_PORT:-18081}, api2 :${API2_PORT:-18082}  (health check /healthz/ready)
+#   HAProxy  https :${LB_TLS_PORT:-8443} (plain :${LB_PORT:-8080} redirects to it)  -> api1 :${API1_PORT:-18081}, api2 :${API2_PORT:-18082}  (health check /healthz/ready)
 #   workers  :${WORKER1_PORT:-18091}, :${WORKER2_PORT:-18092}  (/healthz, /metrics only)
 #   Redis    :${REDIS_PORT:-16379}, AOF (appendfsync everysec) on the volume rinserve-redis-data, password
 #
@@ -11,7 +11,9 @@
 #   deploy/lb/rinserve-lb.sh down      remove the containers (the Redis volume and its jobs stay)
 #   deploy/lb/rinserve-lb.sh purge     down, and delete the Redis volume and the saved password
 # Settings (environment): PROJECT (name prefix, default rinserve) IMAGE REDIS_IMAGE HAPROXY_IMAGE LB_PORT API1_PORT API2_PORT WORKER1_PORT WORKER2_PORT
-#   REDIS_PORT ONNX_THREADS (ONNX Runtime threads per container, default 1) STATE_DIR (password file).
+#   REDIS_PORT ONNX_THREADS (ONNX Runtime threads per container, default 1) STATE_DIR (password file, certificate)
+#   LB_TLS_PORT LB_CERT (a PEM with your certificate chain and key; default: a self-signed one for localhost and
+#   127.0.0.1, made once in STATE_DIR, whose certificate STATE_DIR/lb.crt clients trust).
 # Why host networking: it works on any engine, including one run without a bridge or iptables
 # (dockerd --iptables=false --bridge=none); every port binds to 127.0.0.1 except the LB's.
 set -euo pipefail
@@ -21,6 +23,7 @@ IMAGE=${IMAGE:-rinserve:cpu}
 REDIS_IMAGE=${REDIS_IMAGE:-redis:7.4}
 HAPROXY_IMAGE=${HAPROXY_IMAGE:-haproxy:2.6}
 LB_PORT=${LB_PORT:-8080}
+LB_TLS_PORT=${LB_TLS_PORT:-8443}
 API1_PORT=${API1_PORT:-18081}
 API2_PORT=${API2_PORT:-18082}
 WORKER1_PORT=${WORKER1_PORT:-18091}
@@ -37,6 +40,20 @@ password() {
     (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$STATE_DIR/redis-password")
   fi
   cat "$STATE_DIR/redis-password"
+}
+
+# The PEM HAProxy serves: LB_CERT, else a self-signed certificate made once (key and certificate in one file).
+certificate() {
+  if [ -n "${LB_CERT:-}" ]; then echo "$LB_CERT"; return; fi
+  mkdir -p "$STATE_DIR"
+  if [ ! -s "$STATE_DIR/lb.pem" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=rinserve-lb" \
+      -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$STATE_DIR/lb.key" -out "$STATE_DIR/lb.crt" 2>/dev/null
+    cat "$STATE_DIR/lb.crt" "$STATE_DIR/lb.key" > "$STATE_DIR/lb.pem"
+    rm -f "$STATE_DIR/lb.key"
+    chmod 644 "$STATE_DIR/lb.pem"   # HAProxy reads it as its own user in the container
+  fi
+  echo "$STATE_DIR/lb.pem"
 }
 
 redis() {
@@ -61,8 +78,8 @@ redis_ping() { "$DOCKER" exec $P-redis redis-cli -p "$REDIS_PORT" ping 2>/dev/nu
 
 lb() {
   "$DOCKER" run -d --name $P-lb --network host --restart unless-stopped \
-    -v "$here/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" \
-    -e LB_BIND=":$LB_PORT" -e STATS_BIND="127.0.0.1:$STATS_PORT" -e API1_PORT="$API1_PORT" -e API2_PORT="$API2_PORT" \
+    -v "$here/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" -v "$(certificate):/usr/local/etc/haproxy/tls/rinserve.pem:ro" \
+    -e LB_BIND=":$LB_PORT" -e LB_TLS_BIND=":$LB_TLS_PORT" -e LB_TLS_PORT="$LB_TLS_PORT" -e STATS_BIND="127.0.0.1:$STATS_PORT" -e API1_PORT="$API1_PORT" -e API2_PORT="$API2_PORT" \
     "$HAPROXY_IMAGE" haproxy -f /usr/local/etc/haproxy/haproxy.cfg >/dev/null
 }
 
@@ -93,14 +110,15 @@ case "${1:-}" in
     # Workers: 300 s to finish a batch on SIGTERM (as k8s/base/worker.yaml); APIs: 45 s.
     app worker1 worker "$WORKER1_PORT" 300
     app worker2 worker "$WORKER2_PORT" 300
-    app api1 api "$API1_PORT" 45
-    app api2 api "$API2_PORT" 45
+    # The APIs believe X-Forwarded-For from HAProxy only (host network: it connects from 127.0.0.1).
+    app api1 api "$API1_PORT" 45 -e RinServe__TrustedProxies__0=127.0.0.1
+    app api2 api "$API2_PORT" 45 -e RinServe__TrustedProxies__0=127.0.0.1
     lb
     for port in "$API1_PORT" "$API2_PORT" "$WORKER1_PORT" "$WORKER2_PORT"; do
       wait_until 120 "ready on :$port" curl -fs -o /dev/null "http://127.0.0.1:$port/healthz/ready"
     done
     wait_until 30 "HAProxy has api1 and api2 UP" lb_both_up
-    echo "up: http://127.0.0.1:$LB_PORT (HAProxy stats: http://127.0.0.1:$STATS_PORT/)"
+    echo "up: https://127.0.0.1:$LB_TLS_PORT (certificate: ${LB_CERT:-$STATE_DIR/lb.crt}; http://127.0.0.1:$LB_PORT redirects; HAProxy stats: http://127.0.0.1:$STATS_PORT/)"
     lb_servers | sed 's/^/  /'
     ;;
   status)
@@ -111,7 +129,7 @@ case "${1:-}" in
   purge)
     down
     "$DOCKER" volume rm $P-redis-data >/dev/null 2>&1 || true
-    rm -f "$STATE_DIR/redis-password"
+    rm -f "$STATE_DIR/redis-password" "$STATE_DIR/lb.pem" "$STATE_DIR/lb.crt"
     ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

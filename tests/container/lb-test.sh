@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 . tests/container/lib.sh
 ensure_dockerd
-export DOCKER PROJECT=rinserve-ci LB_PORT=18088 API1_PORT=18181 API2_PORT=18182 WORKER1_PORT=18191 \
+export DOCKER PROJECT=rinserve-ci LB_PORT=18088 LB_TLS_PORT=18443 API1_PORT=18181 API2_PORT=18182 WORKER1_PORT=18191 \
        WORKER2_PORT=18192 REDIS_PORT=16479 STATS_PORT=18504 IMAGE=${IMAGE:-rinserve:cpu}
 STATE_DIR=$(mktemp -d /tmp/rinserve-ci-lb.XXXXXX); export STATE_DIR
 cleanup() {
@@ -22,4 +22,4 @@ done
 t=$SECONDS
 deploy/lb/rinserve-lb.sh up
 echo "   (up in $((SECONDS - t)) s)"
-python3 bench/lb_faults.py --lb "http://127.0.0.1:$LB_PORT"
+python3 bench/lb_faults.py --lb "https://127.0.0.1:$LB_TLS_PORT" --ca "$STATE_DIR/lb.crt" --plain "http://127.0.0.1:$LB_PORT"
