@@ -22,6 +22,7 @@ internal sealed class RedisStreamConsumer(
     private const string Group = RedisKeys.ConsumerGroup;
     private readonly ConcurrentDictionary<string, bool> _groups = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _nextReclaim = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (int Version, DateTimeOffset NextPoll)> _looked = new(StringComparer.Ordinal);
 
     public async Task EnsureGroupAsync(string model, CancellationToken ct)
     {
@@ -46,6 +47,18 @@ internal sealed class RedisStreamConsumer(
     {
         await EnsureGroupAsync(model, ct).ConfigureAwait(false);
         var wake = await wakeUps.SignalAsync(model).ConfigureAwait(false);
+        // A look between a busy worker's steps (no wait) costs a round trip per model per step: skip it while no job of the
+        // model was queued since the last look (the enqueue's wake-up says so), polling still every Workers:PollInterval
+        // for a lost wake-up and for jobs to reclaim.
+        if (firstWait <= TimeSpan.Zero && wake is not null && _looked.TryGetValue(model, out var looked)
+            && looked.Version == wake.Version && time.GetUtcNow() < looked.NextPoll)
+        {
+            return [];
+        }
+        if (wake is not null)
+        {
+            _looked[model] = (wake.Version, time.GetUtcNow() + wakeUps.PollInterval);
+        }
         var stream = keys.Stream(model);
         var taken = new List<LeasedJob>();
         var deadline = time.GetUtcNow() + firstWait;

@@ -9,6 +9,8 @@ namespace RinServe.Jobs;
 /// </summary>
 internal sealed class RedisWakeUps(RedisCalls calls, RedisKeys keys, TimeSpan pollInterval, TimeProvider time)
 {
+    public TimeSpan PollInterval => pollInterval;
+
     private readonly ConcurrentDictionary<string, WakeSignal> _signals = new(StringComparer.Ordinal);
 
     /// <summary>The model's wake-up signal, subscribed on first use; null while Redis cannot be reached.</summary>
@@ -49,10 +51,17 @@ internal sealed class RedisWakeUps(RedisCalls calls, RedisKeys keys, TimeSpan po
     public sealed class WakeSignal
     {
         private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _version;
 
         public Task Next => Volatile.Read(ref _next).Task;
 
-        public void Fire() =>
+        /// <summary>How many wake-ups came so far: a change since a caller's last look means a job was queued since.</summary>
+        public int Version => Volatile.Read(ref _version);
+
+        public void Fire()
+        {
+            Interlocked.Increment(ref _version);
             Interlocked.Exchange(ref _next, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        }
     }
 }
