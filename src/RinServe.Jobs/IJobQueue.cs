@@ -56,6 +56,12 @@ public interface IJobQueue
     Task<IReadOnlyList<LeasedJob>> TakeAsync(
         string model, string consumer, int max, TimeSpan firstWait, TimeSpan batchDelay, CancellationToken ct = default);
 
+    /// <summary>
+    /// Returns once a job of one of <paramref name="models"/> may be waiting, or after <paramref name="maxWait"/>: an idle
+    /// worker waits on all its models at once (then takes without waiting), instead of on each in turn.
+    /// </summary>
+    Task WaitForWorkAsync(IReadOnlyList<string> models, TimeSpan maxWait, CancellationToken ct = default);
+
     /// <summary>Marks a taken job running and counts the delivery; false when it was canceled meanwhile.</summary>
     Task<bool> MarkRunningAsync(LeasedJob job, CancellationToken ct = default);
 

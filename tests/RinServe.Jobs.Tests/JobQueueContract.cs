@@ -238,6 +238,23 @@ public abstract class JobQueueContract : IAsyncDisposable
     }
 
     [Fact]
+    public async Task An_idle_wait_on_several_models_ends_when_any_of_them_gets_a_job()
+    {
+        // Poll interval and wait far longer than the test: only the enqueue can end the wait in time.
+        var queue = NewQueue(("Workers:PollInterval", "00:00:10"));
+        string[] models = ["a", "b", "c"];
+        foreach (var model in models)
+        {
+            Assert.Empty(await queue.TakeAsync(model, "w1", 1, TimeSpan.Zero, TimeSpan.Zero)); // looked at: nothing there
+        }
+        var waiting = queue.WaitForWorkAsync(models, TimeSpan.FromMinutes(5));
+        Assert.False(waiting.IsCompleted);
+        var id = (await queue.EnqueueAsync(Spec(model: "b"), null)).Job!.Id;
+        await waiting.WaitAsync(TimeSpan.FromSeconds(9));
+        Assert.Equal(id, Assert.Single(await queue.TakeAsync("b", "w1", 1, TimeSpan.Zero, TimeSpan.Zero)).Id);
+    }
+
+    [Fact]
     public async Task Idempotency_key_returns_the_same_job_and_conflicts_on_other_parameters()
     {
         var queue = NewQueue();

@@ -169,6 +169,14 @@ public sealed class InProcessJobQueue(IOptions<JobsOptions> options, JobMetrics 
         string model, string consumer, int max, TimeSpan firstWait, TimeSpan batchDelay, CancellationToken ct = default) =>
         _queues.TakeAsync(model, max, firstWait, batchDelay, Claim, ct);
 
+    public async Task WaitForWorkAsync(IReadOnlyList<string> models, TimeSpan maxWait, CancellationToken ct = default)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(maxWait);
+        await _queues.WaitAnyAsync(models, timeout.Token).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+    }
+
     /// <summary>Marks a job taken by a worker; null when it was canceled or expired while queued.</summary>
     private LeasedJob? Claim(string id)
     {

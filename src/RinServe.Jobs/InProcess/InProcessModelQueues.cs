@@ -66,6 +66,20 @@ internal sealed class InProcessModelQueues
         return id;
     }
 
+    /// <summary>Returns once one of the models' queues has an id, or when <paramref name="ct"/> fires.</summary>
+    public async Task WaitAnyAsync(IReadOnlyList<string> models, CancellationToken ct)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        try
+        {
+            await Task.WhenAny(models.Select(m => Of(m).Reader.WaitToReadAsync(stop.Token).AsTask())).ConfigureAwait(false);
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false); // release the other models' waits
+        }
+    }
+
     private Channel<string> Of(string model) =>
         _queues.GetOrAdd(model, _ => Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false }));
 }

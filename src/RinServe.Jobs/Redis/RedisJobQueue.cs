@@ -167,6 +167,9 @@ public sealed class RedisJobQueue : IJobQueue
         string model, string consumer, int max, TimeSpan firstWait, TimeSpan batchDelay, CancellationToken ct = default) =>
         _consumer.TakeAsync(model, consumer, max, firstWait, batchDelay, ct);
 
+    public Task WaitForWorkAsync(IReadOnlyList<string> models, TimeSpan maxWait, CancellationToken ct = default) =>
+        _consumer.WaitForWorkAsync(models, maxWait, ct);
+
     public Task<bool> MarkRunningAsync(LeasedJob job, CancellationToken ct = default) => _lifecycle.MarkRunningAsync(job, ct);
 
     public void ReportProgress(LeasedJob job, int step, GeneratedImage? preview = null) => _lifecycle.ReportProgress(job, step, preview);

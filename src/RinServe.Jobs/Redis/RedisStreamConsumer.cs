@@ -114,6 +114,33 @@ internal sealed class RedisStreamConsumer(
         return taken;
     }
 
+    /// <summary>
+    /// Until a wake-up of one of the models (at once when one came since its last look), at most a poll interval
+    /// (a wake-up can be lost while Redis reconnects) and <paramref name="maxWait"/>.
+    /// </summary>
+    public async Task WaitForWorkAsync(IReadOnlyList<string> models, TimeSpan maxWait, CancellationToken ct)
+    {
+        var waits = new List<Task>();
+        foreach (var model in models)
+        {
+            if (await wakeUps.SignalAsync(model).ConfigureAwait(false) is not { } wake
+                || !_looked.TryGetValue(model, out var looked) || looked.Version != wake.Version)
+            {
+                return; // never looked, no signal, or a wake-up since the last look: take now
+            }
+            waits.Add(wake.Next);
+        }
+        var wait = maxWait < wakeUps.PollInterval ? maxWait : wakeUps.PollInterval;
+        try
+        {
+            await Task.WhenAny(waits).WaitAsync(wait, time, ct).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // No wake-up: poll anyway.
+        }
+    }
+
     private async Task AcceptAsync(RedisKey stream, StreamEntry entry, List<LeasedJob> taken, CancellationToken ct)
     {
         var id = (string?)entry["id"];

@@ -44,7 +44,7 @@ public sealed class BatchingWorker(
     /// <summary>No take before this time after a failed one (the queue is away): the running rows go on meanwhile.</summary>
     private DateTimeOffset _takeAfter;
 
-    private int _nextIdleModel;
+    private IReadOnlyList<string> _models = [];
 
     /// <summary>This worker's consumer name in the Redis consumer group; unique per process.</summary>
     public string Consumer { get; } = $"{Environment.MachineName}-{Environment.ProcessId}-{JobId.New()[..6]}";
@@ -62,6 +62,7 @@ public sealed class BatchingWorker(
         }
         logger.LogInformation("Worker {Consumer} serving {Models}: up to {MaxBatch} jobs and {MaxRows} rows per model, joining at step boundaries",
             Consumer, string.Join(", ", generator.Models), _options.MaxBatch, _options.MaxBatchRows);
+        _models = generator.Models;
         var lanes = generator.Models.Select(m => new ModelLane(m, generator.Open(m))).ToList();
         using var stopHeartbeat = new CancellationTokenSource();
         var heartbeat = HeartbeatAsync(stopHeartbeat.Token);
@@ -130,9 +131,9 @@ public sealed class BatchingWorker(
     }
 
     /// <summary>
-    /// While rows run: a look at every model with room, without waiting, so a new job joins at the next step boundary.
-    /// When idle: waits for a job as before (on the only model, or briefly on each in turn), then gathers more for
-    /// <c>Workers:MaxBatchDelay</c> so a burst starts together.
+    /// A look at every model with room, without waiting, so a new job joins at the next step boundary. When idle, first
+    /// a wait on all models at once (<see cref="IJobQueue.WaitForWorkAsync"/>); then each model's take gathers more for
+    /// <c>Workers:MaxBatchDelay</c> after its first job (in process), so a burst starts together.
     /// </summary>
     private async Task TakeAsync(List<ModelLane> lanes, CancellationToken stop)
     {
@@ -145,18 +146,33 @@ public sealed class BatchingWorker(
             await DelayQuietly(_takeAfter - time.GetUtcNow(), stop);
         }
         var idle = !lanes.Any(l => l.Holds);
-        var order = idle ? [lanes[_nextIdleModel++ % lanes.Count]] : lanes;
-        foreach (var lane in order)
+        if (idle)
+        {
+            try
+            {
+                await queue.WaitForWorkAsync(_models, TimeSpan.FromSeconds(1), stop);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Waiting for jobs failed; trying again shortly");
+                _takeAfter = time.GetUtcNow() + _options.ErrorBackoff;
+                return;
+            }
+        }
+        foreach (var lane in lanes)
         {
             var room = lane.Room(_options.MaxBatch, _options.MaxBatchRows);
             if (room == 0)
             {
                 continue;
             }
-            var firstWait = !idle ? TimeSpan.Zero : lanes.Count == 1 ? TimeSpan.FromSeconds(1) : _options.PollInterval;
             try
             {
-                var taken = await queue.TakeAsync(lane.Model, Consumer, room, firstWait, idle ? _options.MaxBatchDelay : TimeSpan.Zero, stop);
+                var taken = await queue.TakeAsync(lane.Model, Consumer, room, TimeSpan.Zero, idle ? _options.MaxBatchDelay : TimeSpan.Zero, stop);
                 foreach (var lease in taken)
                 {
                     var job = new HeldJob(lease, _abort.Token);
