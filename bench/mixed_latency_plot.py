@@ -45,8 +45,9 @@ def main(src: str, out: str) -> int:
             v = values[b]
             pts = [px(ms, (i + 1) / len(v)) for i, ms in enumerate(v)]
             d.line(pts, fill=colors.get(b, "black"), width=2)
-            p99 = v[min(len(v) - 1, math.ceil(0.99 * len(v)) - 1)]
-            d.text((x0 + pad + 10, pad + 8 + 14 * k), f"{b}: p50 {v[len(v) // 2]:.0f} ms, p99 {p99:.0f} ms, n={len(v)}",
+            def pct(q):  # as the bench's table: the value at rank ceil(q n)
+                return v[min(len(v) - 1, math.ceil(q * len(v)) - 1)]
+            d.text((x0 + pad + 10, pad + 8 + 14 * k), f"{b}: p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms, n={len(v)}",
                    fill=colors.get(b, "black"))
     img.save(out)
     return 0

@@ -88,6 +88,7 @@ internal static class MixedLoad
             var lost = results.Length - ok.Count;
             var repeated = ok.Count - ok.Select(x => x.answer.JobId).Distinct().Count();
             var small = ok.Where(x => x.Model == Small).Select(x => x.answer.Ms).ToList();
+            var large = ok.Where(x => x.Model == Large).Select(x => x.answer.Ms).ToList();
             var smallDelay = ok.Where(x => x.Model == Small).Select(x => delays[x.answer.JobId!]).ToList();
 
             var sat64 = await SaturateAsync(client, Small, clients: 8, images: 160);
@@ -96,14 +97,15 @@ internal static class MixedLoad
             await service.WaitForExitAsync();
 
             rows.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {name} | {BenchHost.Percentile(alone64, 0.5):F0} | {BenchHost.Percentile(alone1024, 0.5):F0} | {small.Count} | {BenchHost.Percentile(small, 0.5):F0} | {BenchHost.Percentile(small, 0.99):F0} | " +
-                $"{BenchHost.Percentile(small, 0.99) / BenchHost.Percentile(alone64, 0.5):F2} | {BenchHost.Percentile(smallDelay, 0.5):F0} | {BenchHost.Percentile(smallDelay, 0.99):F0} | " +
-                $"{sat64:F1} | {sat1024:F2} | {lost} | {repeated} |"));
+                $"| {name} | {BenchHost.Percentile(alone64, 0.5):F0} / {BenchHost.Percentile(alone64, 0.99):F0} | {BenchHost.Percentile(alone1024, 0.5):F0} | " +
+                $"{small.Count} | {BenchHost.Percentile(small, 0.5):F0} | {BenchHost.Percentile(small, 0.99):F0} | " +
+                $"{BenchHost.Percentile(small, 0.99) / BenchHost.Percentile(alone64, 0.99):F2} | {BenchHost.Percentile(smallDelay, 0.5):F0} | {BenchHost.Percentile(smallDelay, 0.99):F0} | " +
+                $"{large.Count}: {BenchHost.Percentile(large, 0.5):F0} / {BenchHost.Percentile(large, 0.99):F0} | {sat64:F1} | {sat1024:F2} | {lost} | {repeated} |"));
         }
         Console.WriteLine($"# 1024 px arrivals: {rate1024:F2}/s");
         Console.WriteLine();
-        Console.WriteLine("| build | 64 px alone p50 ms | 1024 px alone p50 ms | 64 px requests under load | 64 px p50 ms | 64 px p99 ms | p99 / alone p50 | 64 px start delay p50 ms | start delay p99 ms | 64 px alone saturated images/s | 1024 px alone saturated images/s | lost | repeated |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| build | 64 px alone p50 / p99 ms | 1024 px alone p50 ms | 64 px requests under load | 64 px p50 ms | 64 px p99 ms | p99 / alone p99 | 64 px start delay p50 ms | start delay p99 ms | 1024 px under load: n, p50 / p99 ms | 64 px alone saturated images/s | 1024 px alone saturated images/s | lost | repeated |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         rows.ForEach(Console.WriteLine);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(csv, root))!);
         await File.WriteAllTextAsync(Path.GetFullPath(csv, root), lines.ToString());
