@@ -107,6 +107,13 @@ public static class GenerateApi
         }
         job = await FollowPreferenceAsync(http.Response, request.Prefer, queue, job, shutdown.StopWatching, logger, ct);
         SetJobHeaders(http.Response, job, FirstImage);
+        if (request.Prefer.RespondAsync)
+        {
+            // Always the job, whatever its state: a fast worker may have finished it before this answer (the read-back
+            // after the enqueue sees it), and a caller that asked for the job (or POST /jobs) expects one answer type.
+            var document = JobDocument.From(job, registry, time);
+            return TypedResults.Accepted(document.Links.Self, document);
+        }
         return await AnswerAsync(http.Request, job, request.Valid.Model, queue, registry, time, ct);
     }
 
