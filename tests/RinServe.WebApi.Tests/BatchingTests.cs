@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using RinServe.Onnx.Tests;
 
 namespace RinServe.WebApi.Tests;
 
@@ -56,5 +57,43 @@ public sealed class BatchingTests
         await Http.WaitForStateAsync(client, ids[2], "succeeded");
         Assert.Equal("canceled", (await client.GetFromJsonAsync<JsonElement>($"/jobs/{ids[1]}")).GetProperty("status").GetString());
         Assert.Equal(HttpStatusCode.Conflict, (await client.GetAsync($"/jobs/{ids[1]}/images/0")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Steps_of_two_models_interleave_so_a_short_job_of_one_is_not_stuck_behind_a_long_job_of_the_other()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), "rinserve-tests-two-models-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(folder);
+        try
+        {
+            var tiny = File.ReadAllBytes(Path.Combine(TestModels.ParityFolder, "tiny.onnx"));
+            File.WriteAllBytes(Path.Combine(folder, "tiny.onnx"), tiny);
+            File.WriteAllBytes(Path.Combine(folder, "other.onnx"), OnnxModels.WithMetadata(tiny, m =>
+            {
+                m["rin.name"] = "other";
+                m["rin.family"] = "other";
+                return m;
+            }));
+            using var gate = new HeldJobGate(gatedClass: 9);
+            await using var factory = new RinServeFactory(new Dictionary<string, string?> { ["RinServe:ModelsPath"] = folder }, gate);
+            var client = factory.CreateClient();
+            // A long job of one model, held after its first step; a short job of the other model queued meanwhile.
+            var longJob = await ProcessSettings.SubmitAsync(client, "model=tiny&class=9&steps=300");
+            Assert.Equal(longJob, await gate.Held.WaitAsync(TimeSpan.FromSeconds(60)));
+            var shortJob = await ProcessSettings.SubmitAsync(client, "model=other&class=1&steps=5");
+            gate.Open();
+
+            var first = await Http.WaitForStateAsync(client, longJob, "succeeded");
+            var second = await Http.WaitForStateAsync(client, shortJob, "succeeded");
+            Assert.Equal("other", second.GetProperty("model").GetString());
+            // One worker, one model's step at a time: the short job started after the long one and still ended first.
+            Assert.True(second.GetProperty("startedAt").GetDateTimeOffset() >= first.GetProperty("startedAt").GetDateTimeOffset());
+            Assert.True(second.GetProperty("finishedAt").GetDateTimeOffset() < first.GetProperty("finishedAt").GetDateTimeOffset(),
+                "the other model's short job waited for the long job's 300 steps");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 }
