@@ -93,9 +93,19 @@ public sealed class WorkersOptions
     [Range(1, 1024)]
     public int MaxBatchRows { get; set; } = 8;
 
-    /// <summary>After the first job, how long an idle worker waits for more, so a burst starts together; a busy worker takes new jobs at every step without waiting.</summary>
+    /// <summary>
+    /// While more than one model has rows to step, the longest a model's step should take (by its measured time per network
+    /// row): it then carries only as many of its jobs as fit, at least one, each in turn. Alone, a model steps all its rows.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:00:10")]
+    public TimeSpan StepQuantum { get; set; } = TimeSpan.FromMilliseconds(25);
+
+    /// <summary>
+    /// After the first job, how long an idle worker waits for more (in process), so a burst starts together; a busy worker
+    /// takes new jobs at every step without waiting. 0 by default: later jobs of a burst join one step later anyway.
+    /// </summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:00:10")]
-    public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.FromMilliseconds(20);
+    public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.Zero;
 
     /// <summary>
     /// How often an idle worker polls Redis for new jobs. Enqueues also publish a wake-up, so this is only

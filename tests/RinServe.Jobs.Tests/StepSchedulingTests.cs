@@ -29,6 +29,30 @@ public class StepSchedulingTests
     }
 
     [Fact]
+    public void Under_a_row_cap_a_step_takes_whole_jobs_in_turn_so_each_advances_and_without_one_all()
+    {
+        var lane = new ModelLane("m", null!); // no engine: nothing here steps
+        HeldJob a = Job("a", 1, guidance: 2f), b = Job("b", 1, guidance: 2f), c = Job("c", 2); // 2 network rows each
+        lane.Running.AddRange([a, b, c]);
+        string[] Stepped(int cap)
+        {
+            lane.Gather(cap);
+            return [.. lane.Stepped.Select(j => j.Id)];
+        }
+        Assert.Equal(["a"], Stepped(3));
+        Assert.Equal(["b"], Stepped(3));
+        Assert.Equal(["c"], Stepped(3));
+        Assert.Equal(["a", "b"], Stepped(4));
+        Assert.Equal(["c"], Stepped(1)); // a job larger than the cap still steps, alone
+        Assert.Equal(["a", "b", "c"], Stepped(int.MaxValue));
+        Assert.Equal(6, lane.SteppedRows);
+
+        lane.Observe(TimeSpan.FromMilliseconds(80), 8);
+        lane.Observe(TimeSpan.FromMilliseconds(20), 2);
+        Assert.Equal(0.010, lane.SecondsPerRow, 9); // seconds per row, a moving average
+    }
+
+    [Fact]
     public void The_busy_model_charged_least_steps_next_so_cheap_steps_interleave_with_dear_ones()
     {
         var share = new FairShare();

@@ -98,7 +98,8 @@ public sealed class BatchingWorker(
                     }
                     continue;
                 }
-                await StepAsync(lanes.First(l => l.Model == next));
+                var stepping = lanes.First(l => l.Model == next);
+                await StepAsync(stepping, RowsPerStep(stepping, lanes));
             }
         }
         finally
@@ -232,10 +233,20 @@ public sealed class BatchingWorker(
         }
     }
 
-    /// <summary>One step of every running row of one model; then progress, finished jobs out.</summary>
-    private async Task StepAsync(ModelLane lane)
+    /// <summary>
+    /// While another model has rows to step, a step of this one carries only the jobs whose rows fit
+    /// <c>Workers:StepQuantum</c> of its measured time per row (at least one job, in turn): a 64 px request then waits
+    /// for one short step of a 1024 px model, not for a step of all its jobs. Alone, a model steps all its rows at once.
+    /// </summary>
+    private int RowsPerStep(ModelLane lane, List<ModelLane> lanes) =>
+        lane.SecondsPerRow > 0 && lanes.Any(l => l != lane && l.Busy)
+            ? Math.Max(1, (int)(_options.StepQuantum.TotalSeconds / lane.SecondsPerRow))
+            : int.MaxValue;
+
+    /// <summary>One step of one model's rows (all, or as many as <paramref name="maxRows"/> allows); then progress, finished jobs out.</summary>
+    private async Task StepAsync(ModelLane lane, int maxRows)
     {
-        var rows = lane.Gather();
+        var rows = lane.Gather(maxRows);
         TimeSpan elapsed;
         try
         {
@@ -244,7 +255,7 @@ public sealed class BatchingWorker(
                 var started = time.GetTimestamp();
                 lane.Engine.Step(rows, lane);
                 var took = time.GetElapsedTime(started);
-                foreach (var job in lane.Running)
+                foreach (var job in lane.Stepped)
                 {
                     queue.ReportProgress(job.Lease, job.StepsDone, job.ClaimPreview());
                     gate.AfterStep(job.Lease, job.StepsDone, job.Released);
@@ -264,6 +275,7 @@ public sealed class BatchingWorker(
             return;
         }
         _share.Charge(lane.Model, elapsed);
+        lane.Observe(elapsed, lane.SteppedRows);
         metrics.StepFinished(lane.Model, rows.Count, elapsed);
         for (var j = lane.Running.Count - 1; j >= 0; j--)
         {

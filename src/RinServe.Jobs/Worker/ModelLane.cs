@@ -10,6 +10,8 @@ internal sealed class ModelLane(string model, IRowEngine engine) : IPreviewSink,
 {
     private readonly List<SampleRow> _rows = [];
     private readonly List<(HeldJob Job, int Image)> _owners = [];
+    private readonly List<HeldJob> _stepped = [];
+    private int _rotation;
 
     public string Model { get; } = model;
 
@@ -38,21 +40,49 @@ internal sealed class ModelLane(string model, IRowEngine engine) : IPreviewSink,
     public int Room(int maxJobs, int maxRows) =>
         Waiting.Count > 0 ? 0 : Math.Max(0, Math.Min(maxJobs - Running.Count, maxRows - RunningRows));
 
-    /// <summary>The rows of every running job, in job order; the list is reused from step to step.</summary>
-    public IReadOnlyList<SampleRow> Gather()
+    /// <summary>Measured sampler seconds per network row of this model's steps (moving average); 0 until its first step.</summary>
+    public double SecondsPerRow { get; private set; }
+
+    /// <summary>The jobs of the last <see cref="Gather"/>: the ones that step.</summary>
+    public IReadOnlyList<HeldJob> Stepped => _stepped;
+
+    public void Observe(TimeSpan elapsed, int networkRows)
+    {
+        var perRow = elapsed.TotalSeconds / Math.Max(1, networkRows);
+        SecondsPerRow = SecondsPerRow == 0 ? perRow : 0.8 * SecondsPerRow + 0.2 * perRow;
+    }
+
+    /// <summary>
+    /// The rows of the next step: every running job's, or, under <paramref name="maxNetworkRows"/>, whole jobs taken in
+    /// turn from where the last step stopped (at least one), so that each job still advances. The lists are reused.
+    /// </summary>
+    public IReadOnlyList<SampleRow> Gather(int maxNetworkRows = int.MaxValue)
     {
         _rows.Clear();
         _owners.Clear();
-        foreach (var job in Running)
+        _stepped.Clear();
+        var rows = 0;
+        for (var n = 0; n < Running.Count; n++)
         {
+            var job = Running[(_rotation + n) % Running.Count];
+            if (_stepped.Count > 0 && rows + job.Spec.NetworkRows > maxNetworkRows)
+            {
+                continue;
+            }
+            _stepped.Add(job);
+            rows += job.Spec.NetworkRows;
             for (var k = 0; k < job.Rows.Length; k++)
             {
                 _rows.Add(job.Rows[k]);
                 _owners.Add((job, k));
             }
         }
+        _rotation = Running.Count == 0 ? 0 : (_rotation + _stepped.Count) % Running.Count;
         return _rows;
     }
+
+    /// <summary>Network rows of the last <see cref="Gather"/>.</summary>
+    public int SteppedRows => _stepped.Sum(j => j.Spec.NetworkRows);
 
     public bool Wants(int step, int image) => _owners[image].Job.WantsPreview(step);
 
