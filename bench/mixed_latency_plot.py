@@ -47,7 +47,7 @@ def main(src: str, out: str) -> int:
             d.line(pts, fill=colors.get(b, "black"), width=2)
             def pct(q):  # as the bench's table: the value at rank ceil(q n)
                 return v[min(len(v) - 1, math.ceil(q * len(v)) - 1)]
-            d.text((x0 + pad + 10, pad + 8 + 14 * k), f"{b}: p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms, n={len(v)}",
+            d.text((x0 + w - pad - 290, h - pad - 36 + 14 * k), f"{b}: p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms, n={len(v)}",
                    fill=colors.get(b, "black"))
     img.save(out)
     return 0
