@@ -305,19 +305,22 @@ def phase_identity(base, plain):
         problems.append(f"identity: plain HTTP answered {status} {headers.get('location')}, not a 308 to {base}")
     # Cheap POSTs (a 400: class=-1) that the per-client rate limit still counts (RateLimit:PermitLimit per window, per
     # API process: with two APIs behind round robin a client gets about twice the limit through).
-    sent, status = 0, 400
-    while status == 400 and sent < 1000:
-        status = request(base, "POST", "/jobs?class=-1", source="127.0.0.2")[0]
+    # Until both APIs (X-RinServe-Backend) have refused it: then its window is spent wherever HAProxy sends it.
+    sent, limited = 0, set()
+    while limited != {"api1", "api2"} and sent < 1000:
+        status, headers, _ = request(base, "POST", "/jobs?class=-1", source="127.0.0.2")
         sent += 1
-    other = request(base, "POST", "/jobs?class=-1", source="127.0.0.3")[0]
-    spoof = request(base, "POST", "/jobs?class=-1", headers={"X-Forwarded-For": "127.0.0.2"}, source="127.0.0.4")[0]
-    again = request(base, "POST", "/jobs?class=-1", source="127.0.0.2")[0]
-    print(f"  client 127.0.0.2: HTTP {status} after {sent} requests (its window spent), and {again} again; "
-          f"client 127.0.0.3: HTTP {other}; client 127.0.0.4 claiming X-Forwarded-For 127.0.0.2: HTTP {spoof}")
-    if status != 429 or again != 429:
-        problems.append(f"identity: client 127.0.0.2 never limited ({status} after {sent}, then {again})")
-    if other != 400 or spoof != 400:
-        problems.append(f"identity: other clients shared the window: 127.0.0.3 {other}, spoofing 127.0.0.4 {spoof}")
+        if status == 429:
+            limited.add(headers.get("x-rinserve-backend"))
+    others = [request(base, "POST", "/jobs?class=-1", source="127.0.0.3")[0] for _ in range(2)]
+    spoofs = [request(base, "POST", "/jobs?class=-1", headers={"X-Forwarded-For": "127.0.0.2"}, source="127.0.0.4")[0] for _ in range(2)]
+    again = [request(base, "POST", "/jobs?class=-1", source="127.0.0.2")[0] for _ in range(2)]
+    print(f"  client 127.0.0.2: refused (429) by {sorted(limited)} after {sent} requests, then {again}; "
+          f"client 127.0.0.3: {others}; client 127.0.0.4 claiming X-Forwarded-For 127.0.0.2: {spoofs}")
+    if limited != {"api1", "api2"} or again != [429, 429]:
+        problems.append(f"identity: client 127.0.0.2 not limited by both APIs ({sorted(limited)} after {sent}, then {again})")
+    if others != [400, 400] or spoofs != [400, 400]:
+        problems.append(f"identity: other clients shared the window: 127.0.0.3 {others}, spoofing 127.0.0.4 {spoofs}")
 
 
 def main():
