@@ -102,6 +102,21 @@ public sealed class WebhookTests
     }
 
     [Fact]
+    public async Task A_receiver_that_keeps_failing_gets_max_attempts_under_one_id_then_the_delivery_is_given_up()
+    {
+        using var receiver = new WebhookReceiver { AnswerWith = _ => (500, null) };
+        await using var factory = Service(receiver, maxAttempts: 3);
+        var sender = factory.Services.GetRequiredService<WebhookSender>();
+        var body = "{\"type\": \"job.failed\"}"u8.ToArray();
+        Assert.Equal(WebhookOutcome.GaveUp, await sender.DeliverAsync(new Uri(receiver.Url), "msg_x", body, default));
+        var attempts = receiver.All.ToList();
+        Assert.Equal(3, attempts.Count);
+        Assert.All(attempts, a => Assert.Equal("msg_x", a.Id));
+        Assert.All(attempts, a => Assert.True(a.Verifies(Key)));
+        Assert.All(attempts, a => Assert.Equal(body, a.Body));
+    }
+
+    [Fact]
     public async Task Without_a_secret_a_webhook_is_a_400_and_the_allowed_list_is_exact_to_the_port()
     {
         await using (var off = new RinServeFactory(new Dictionary<string, string?>()))
