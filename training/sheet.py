@@ -32,12 +32,20 @@ def load_cells(folder: str) -> dict:
     return cells
 
 
-def sheet(cells: dict, cell: int, pad: int = 2) -> np.ndarray:
+def sheet(cells: dict, cell: int, pad: int = 2, columns: int = 0) -> np.ndarray:
+    """A row per class and a column per seed; or, with columns, every cell in (class, seed) order, columns to a row."""
     classes = sorted({c for c, _ in cells})
     seeds = sorted({i for _, i in cells})
-    out = np.full((len(classes) * (cell + pad) + pad, len(seeds) * (cell + pad) + pad), 255, dtype=np.uint8)
-    for r, c in enumerate(classes):
-        for k, i in enumerate(seeds):
+    if columns:
+        keys = sorted(cells)
+        places = {key: divmod(n, columns) for n, key in enumerate(keys)}
+        rows, cols = (len(keys) + columns - 1) // columns, min(columns, len(keys))
+    else:
+        places = {(c, i): (r, k) for r, c in enumerate(classes) for k, i in enumerate(seeds)}
+        rows, cols = len(classes), len(seeds)
+    out = np.full((rows * (cell + pad) + pad, cols * (cell + pad) + pad), 255, dtype=np.uint8)
+    for (c, i), (r, k) in places.items():
+        if (c, i) in cells:
             img = torch.from_numpy(cells[(c, i)].astype(np.float32))[None, None]
             if img.shape[-1] != cell:
                 img = F.interpolate(img, size=(cell, cell), mode="area" if img.shape[-1] > cell else "bilinear",
@@ -52,9 +60,10 @@ def main(argv=None) -> int:
     ap.add_argument("folder")
     ap.add_argument("out")
     ap.add_argument("--cell", type=int, default=128)
+    ap.add_argument("--columns", type=int, default=0, help="tile every cell in class order, this many to a row")
     args = ap.parse_args(argv)
     try:
-        Image.fromarray(sheet(load_cells(args.folder), args.cell)).save(args.out, optimize=True)
+        Image.fromarray(sheet(load_cells(args.folder), args.cell, columns=args.columns)).save(args.out, optimize=True)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
