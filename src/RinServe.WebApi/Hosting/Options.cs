@@ -61,6 +61,12 @@ public sealed class RinServeOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan ShutdownResultGrace { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary><see cref="TrustedProxies"/> as networks (an address alone is its own /32 or /128).</summary>
+    public IEnumerable<System.Net.IPNetwork> TrustedNetworks() => TrustedProxies.Select(p => System.Net.IPNetwork.Parse(AsNetwork(p)));
+
+    private static string AsNetwork(string proxy) =>
+        proxy.Contains('/', StringComparison.Ordinal) ? proxy : proxy + (proxy.Contains(':', StringComparison.Ordinal) ? "/128" : "/32");
+
     public bool ServesApi => Role is ServiceRole.All or ServiceRole.Api;
     public bool RunsWorker => Role is ServiceRole.All or ServiceRole.Worker;
 
@@ -68,7 +74,7 @@ public sealed class RinServeOptions : IValidatableObject
     {
         foreach (var proxy in TrustedProxies)
         {
-            if (!System.Net.IPNetwork.TryParse(proxy.Contains('/', StringComparison.Ordinal) ? proxy : proxy + (proxy.Contains(':', StringComparison.Ordinal) ? "/128" : "/32"), out _))
+            if (!System.Net.IPNetwork.TryParse(AsNetwork(proxy), out _))
             {
                 yield return new ValidationResult($"RinServe:TrustedProxies: '{proxy}' is neither an IP address nor a CIDR network", [nameof(TrustedProxies)]);
             }

@@ -208,10 +208,9 @@ public static class RinServeHost
             var forwarded = new ForwardedHeadersOptions { ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto, ForwardLimit = 1 };
             forwarded.KnownIPNetworks.Clear();
             forwarded.KnownProxies.Clear();
-            foreach (var proxy in settings.TrustedProxies)
+            foreach (var network in settings.TrustedNetworks())
             {
-                forwarded.KnownIPNetworks.Add(System.Net.IPNetwork.Parse(proxy.Contains('/', StringComparison.Ordinal)
-                    ? proxy : proxy + (proxy.Contains(':', StringComparison.Ordinal) ? "/128" : "/32")));
+                forwarded.KnownIPNetworks.Add(network);
             }
             app.UseForwardedHeaders(forwarded);
         }

@@ -37,7 +37,7 @@ public sealed class WebhookDispatcher(
             IReadOnlyList<WebhookDue> due;
             try
             {
-                await slots.WaitAsync(stoppingToken);
+                await slots.WaitAsync(stoppingToken); // take nothing while every slot delivers
                 slots.Release();
                 due = await queue.TakeWebhooksAsync(_consumer, Math.Max(1, slots.CurrentCount), _options.ReclaimAfter, TimeSpan.FromSeconds(1), stoppingToken);
             }

@@ -32,8 +32,10 @@ public static class WebhookSigner
     /// <summary>The <c>webhook-signature</c> value of one attempt.</summary>
     public static string Sign(byte[] key, string id, long timestamp, ReadOnlySpan<byte> body)
     {
-        var signed = Encoding.UTF8.GetBytes($"{id}.{timestamp}.").Concat(body.ToArray()).ToArray();
-        return "v1," + Convert.ToBase64String(HMACSHA256.HashData(key, signed));
+        using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
+        hmac.AppendData(Encoding.UTF8.GetBytes($"{id}.{timestamp}."));
+        hmac.AppendData(body);
+        return "v1," + Convert.ToBase64String(hmac.GetHashAndReset());
     }
 
     /// <summary>What a receiver does: true when one of the header's space-separated signatures is ours (constant time).</summary>
