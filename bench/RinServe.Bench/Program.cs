@@ -20,6 +20,13 @@ if (args is ["--sampler-times", .. var timeArgs])
     return;
 }
 
+// The PNG encode of an answer: ImageSharp's default zlib level against the service's.
+if (args is ["--png-times", .. var pngFiles])
+{
+    PngTimes.Run(pngFiles);
+    return;
+}
+
 // Issue 27: the CUDA path on a GPU host (bench/cuda/README.md).
 if (args is ["--cuda-proof", .. var proofArgs])
 {
@@ -76,6 +83,7 @@ static (double BareMs, double DenoiseMs, double GenerationMs, double Overhead) M
     var generation = new List<double>();
     var ratios = new List<double>();
     var loopShares = new List<double>();
+    var stepShares = new List<double>();
     for (var round = 0; round < options.Rounds; round++)
     {
         // Bare runs and wrapped calls alternate call by call, so load changes on the shared machine hit both.
@@ -100,11 +108,12 @@ static (double BareMs, double DenoiseMs, double GenerationMs, double Overhead) M
         generation.Add(full);
         ratios.Add(full / roundBare.Sum());
         loopShares.Add((full - timed.Milliseconds) / timed.Milliseconds);
+        stepShares.Add(timed.BetweenCallsMs / timed.PerCallMs);
     }
 
     Console.Error.WriteLine(string.Create(
         CultureInfo.InvariantCulture,
-        $"{spec.Name} {sampler}: loop time outside the network / network time, median of rounds: {Median(loopShares):F4}; direct ratios: {string.Join(" ", ratios.Select(r => r.ToString("F3", CultureInfo.InvariantCulture)))}"));
+        $"{spec.Name} {sampler}: loop time outside the network / network time, median of rounds: {Median(loopShares):F4}; per step (between calls / one call): {Median(stepShares):F4}; direct ratios: {string.Join(" ", ratios.Select(r => r.ToString("F3", CultureInfo.InvariantCulture)))}"));
     foreach (var value in stepInputs.SelectMany(v => v))
     {
         value.Dispose();
@@ -179,24 +188,49 @@ internal sealed class NullDenoiser(ModelSpec spec) : IDenoiser
     }
 }
 
-/// <summary>Adds up the time spent inside the wrapped denoiser.</summary>
 /// <summary>Times the network: Denoise, or Run when the sampler writes into the lent arrays of a buffered denoiser.</summary>
 internal sealed class TimingDenoiser(IDenoiser inner) : IBufferedDenoiser
 {
     private long _ticks;
+    private long _between;
+    private long _lastEnd;
+    private int _calls;
 
     public ModelSpec Spec => inner.Spec;
 
-    public double Milliseconds => TimeSpan.FromTicks(_ticks * TimeSpan.TicksPerSecond / Stopwatch.Frequency).TotalMilliseconds;
+    public double Milliseconds => Ms(_ticks);
 
-    public void Reset() => _ticks = 0;
+    /// <summary>
+    /// The loop's own time per step: the mean gap from the end of one network call to the start of the next (one step's
+    /// update and the next step's input), without what a generation does once (x_T, the image out).
+    /// </summary>
+    public double BetweenCallsMs => _calls > 1 ? Ms(_between) / (_calls - 1) : double.NaN;
+
+    /// <summary>Mean time of one network call.</summary>
+    public double PerCallMs => _calls > 0 ? Ms(_ticks) / _calls : double.NaN;
+
+    public void Reset() => (_ticks, _between, _lastEnd, _calls) = (0, 0, 0, 0);
+
+    private static double Ms(long ticks) => TimeSpan.FromTicks(ticks * TimeSpan.TicksPerSecond / Stopwatch.Frequency).TotalMilliseconds;
+
+    private void Count(long start, long end)
+    {
+        if (_calls > 0)
+        {
+            _between += start - _lastEnd;
+        }
+
+        _ticks += end - start;
+        _lastEnd = end;
+        _calls++;
+    }
 
     public void Denoise(
         int batch, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<long> classIds, ReadOnlySpan<float> latentsIn, Span<float> pred, Span<float> latentsOut)
     {
         var start = Stopwatch.GetTimestamp();
         inner.Denoise(batch, x, gamma, classIds, latentsIn, pred, latentsOut);
-        _ticks += Stopwatch.GetTimestamp() - start;
+        Count(start, Stopwatch.GetTimestamp());
     }
 
     public DenoiserBuffers Lend(int batch) => Buffered.Lend(batch);
@@ -205,7 +239,7 @@ internal sealed class TimingDenoiser(IDenoiser inner) : IBufferedDenoiser
     {
         var start = Stopwatch.GetTimestamp();
         Buffered.Run(batch);
-        _ticks += Stopwatch.GetTimestamp() - start;
+        Count(start, Stopwatch.GetTimestamp());
     }
 
     private IBufferedDenoiser Buffered => inner as IBufferedDenoiser ?? throw new InvalidOperationException("the timed denoiser lends no arrays");
