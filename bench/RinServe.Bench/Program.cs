@@ -20,13 +20,6 @@ if (args is ["--sampler-times", .. var timeArgs])
     return;
 }
 
-// Onnx:StopSpinningAfterRun on against off, the same models in one process.
-if (args is ["--spin-times", .. var spinArgs])
-{
-    SpinTimes.Run(spinArgs);
-    return;
-}
-
 // The PNG encode of an answer: ImageSharp's default zlib level against the service's.
 if (args is ["--png-times", .. var pngFiles])
 {

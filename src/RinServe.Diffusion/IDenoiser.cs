@@ -34,22 +34,19 @@ public interface IBufferedDenoiser : IDenoiser
     void Run(int batch);
 }
 
-/// <summary>
-/// The lent arrays of one call: exactly <c>batch</c> rows each (layouts as in <see cref="IDenoiser.Denoise"/>). Memory, not
-/// spans, so that the sampler may fill and read image-sized rows on several threads at once.
-/// </summary>
-public readonly struct DenoiserBuffers(
-    Memory<float> x, Memory<float> gamma, Memory<long> classIds, Memory<float> latentsIn, ReadOnlyMemory<float> pred, ReadOnlyMemory<float> latentsOut)
+/// <summary>The lent arrays of one call: spans of exactly <c>batch</c> rows each (layouts as in <see cref="IDenoiser.Denoise"/>).</summary>
+public readonly ref struct DenoiserBuffers(
+    Span<float> x, Span<float> gamma, Span<long> classIds, Span<float> latentsIn, ReadOnlySpan<float> pred, ReadOnlySpan<float> latentsOut)
 {
-    public Memory<float> X { get; } = x;
+    public Span<float> X { get; } = x;
 
-    public Memory<float> Gamma { get; } = gamma;
+    public Span<float> Gamma { get; } = gamma;
 
-    public Memory<long> ClassIds { get; } = classIds;
+    public Span<long> ClassIds { get; } = classIds;
 
-    public Memory<float> LatentsIn { get; } = latentsIn;
+    public Span<float> LatentsIn { get; } = latentsIn;
 
-    public ReadOnlyMemory<float> Pred { get; } = pred;
+    public ReadOnlySpan<float> Pred { get; } = pred;
 
-    public ReadOnlyMemory<float> LatentsOut { get; } = latentsOut;
+    public ReadOnlySpan<float> LatentsOut { get; } = latentsOut;
 }

@@ -183,28 +183,18 @@ public sealed class RinSampler
     }
 
     /// <summary>x_in = x / max(std(x), ε), std over C,H,W of one example (population; Chen 2023 §3.3).</summary>
-    internal static void NetworkInput(ReadOnlySpan<float> x, Span<float> destination, bool normalize, (double Sum, double SumOfSquares) statistics) =>
-        NetworkInput(x, destination, normalize ? InputDivisor(statistics, x.Length) : 1f);
-
-    /// <summary>max(std(x), ε) from Σx and Σx² of an image of <paramref name="pixels"/> values.</summary>
-    internal static float InputDivisor((double Sum, double SumOfSquares) statistics, int pixels)
+    internal static void NetworkInput(ReadOnlySpan<float> x, Span<float> destination, bool normalize, (double Sum, double SumOfSquares) statistics)
     {
-        var (sum, squares) = statistics;
-        var mean = sum / pixels;
-        var std = (float)Math.Sqrt(Math.Max(squares / pixels - mean * mean, 0.0));
-        return MathF.Max(std, NormalizationEpsilon);
-    }
-
-    /// <summary>x / divisor into the network's input (a copy when the divisor is 1: the model does not normalize).</summary>
-    internal static void NetworkInput(ReadOnlySpan<float> x, Span<float> destination, float divisor)
-    {
-        if (divisor == 1f)
+        if (!normalize)
         {
             x.CopyTo(destination);
             return;
         }
 
-        TensorPrimitives.Divide(x, divisor, destination);
+        var (sum, squares) = statistics;
+        var mean = sum / x.Length;
+        var std = (float)Math.Sqrt(Math.Max(squares / x.Length - mean * mean, 0.0));
+        TensorPrimitives.Divide(x, MathF.Max(std, NormalizationEpsilon), destination);
     }
 }
 

@@ -14,9 +14,6 @@ public sealed class RowStepper : IDisposable
     private readonly IDenoiser _denoiser;
     private readonly ModelSpec _spec;
     private readonly NoiseAhead _noiseAhead;
-    private readonly SliceWorkers _workers;
-    private readonly InputPass _input = new();
-    private readonly UpdatePass _update = new();
     private float[] _netIn = [];
     private float[] _netPred = [];
     private float[] _gammas = [];
@@ -26,9 +23,8 @@ public sealed class RowStepper : IDisposable
     private int[] _uncondIndex = [];
     private StepTimes[] _times = [];
 
-    internal RowStepper(IDenoiser denoiser, INoiseSource noise, int helpers = -1)
+    internal RowStepper(IDenoiser denoiser, INoiseSource noise)
     {
-        _workers = new SliceWorkers(helpers < 0 ? SliceWorkers.DefaultHelpers : helpers);
         _denoiser = denoiser;
         _spec = denoiser.Spec;
         _noiseAhead = new NoiseAhead(noise);
@@ -64,26 +60,25 @@ public sealed class RowStepper : IDisposable
         // The network's own arrays when it lends them (no copy in or out), else this stepper's.
         var lender = _denoiser as IBufferedDenoiser;
         var lent = lender is not null ? lender.Lend(netRows) : default;
-        var netIn = lender is not null ? lent.X : _netIn.AsMemory(0, netRows * perImage);
-        var gammas = lender is not null ? lent.Gamma.Span : _gammas.AsSpan(0, netRows);
-        var classes = lender is not null ? lent.ClassIds.Span : _classes.AsSpan(0, netRows);
-        var latentsIn = lender is not null ? lent.LatentsIn.Span : _latentsIn.AsSpan(0, netRows * perLatents);
+        var netIn = lender is not null ? lent.X : _netIn.AsSpan(0, netRows * perImage);
+        var gammas = lender is not null ? lent.Gamma : _gammas.AsSpan(0, netRows);
+        var classes = lender is not null ? lent.ClassIds : _classes.AsSpan(0, netRows);
+        var latentsIn = lender is not null ? lent.LatentsIn : _latentsIn.AsSpan(0, netRows * perLatents);
         var next = rows.Count; // the null-class half follows the class half
         for (var b = 0; b < rows.Count; b++)
         {
             var row = rows[b];
+            var input = netIn.Slice(b * perImage, perImage);
+            RinSampler.NetworkInput(row.X, input, _spec.NormalizeInput, row.Statistics);
             _times[b] = row.Times; // the schedule once per row and step, for the input and the update
             var gamma = (float)_times[b].Gamma;
             gammas[b] = gamma;
             classes[b] = row.Image.ClassId;
             row.Latents(0).CopyTo(latentsIn.Slice(b * perLatents, perLatents));
             _uncondIndex[b] = -1;
-            // x_t normalized into the class half, and copied to the null-class half when guided.
-            _input.Set(row.XMemory, netIn.Slice(b * perImage, perImage), row.Guided ? netIn.Slice(next * perImage, perImage) : Memory<float>.Empty,
-                _spec.NormalizeInput ? RinSampler.InputDivisor(row.Statistics, perImage) : 1f);
-            _workers.Run(_input, Slices(perImage));
             if (row.Guided)
             {
+                input.CopyTo(netIn.Slice(next * perImage, perImage));
                 gammas[next] = gamma;
                 classes[next] = _spec.NullClass!.Value;
                 row.Latents(1).CopyTo(latentsIn.Slice(next * perLatents, perLatents));
@@ -96,14 +91,12 @@ public sealed class RowStepper : IDisposable
         {
             if (lender is not null)
             {
-                _input.Clear();
                 lender.Run(netRows);
             }
             else
             {
-                _input.Clear();
                 _denoiser.Denoise(
-                    netRows, netIn.Span, gammas, classes, latentsIn,
+                    netRows, netIn, gammas, classes, latentsIn,
                     _netPred.AsSpan(0, netRows * perImage), _latentsOut.AsSpan(0, netRows * perLatents));
             }
         }
@@ -114,8 +107,8 @@ public sealed class RowStepper : IDisposable
         }
 
         _noiseAhead.Wait();
-        var pred = lender is not null ? lent.Pred : _netPred.AsMemory(0, netRows * perImage);
-        var latentsOut = lender is not null ? lent.LatentsOut.Span : _latentsOut.AsSpan(0, netRows * perLatents);
+        ReadOnlySpan<float> pred = lender is not null ? lent.Pred : _netPred.AsSpan(0, netRows * perImage);
+        ReadOnlySpan<float> latentsOut = lender is not null ? lent.LatentsOut : _latentsOut.AsSpan(0, netRows * perLatents);
         for (var b = 0; b < rows.Count; b++)
         {
             var row = rows[b];
@@ -129,29 +122,17 @@ public sealed class RowStepper : IDisposable
             var times = _times[b];
             var step = row.StepsDone + 1;
             var preview = previews is not null && previews.Wants(step, b);
-            var x0 = row.KeepX0 || times.IsLast || preview ? row.X0Memory : Memory<float>.Empty;
-            var slices = row.SamplerUnit.HistoryImages > 1 ? 1 : Slices(perImage); // several history images do not slice (one span each)
-            _update.Set(
-                row.SamplerUnit,
+            var x0 = row.KeepX0 || times.IsLast || preview ? row.X0 : Span<float>.Empty;
+            row.Statistics = row.SamplerUnit.Step(
                 times,
                 Denoising.At(times.Gamma, row.Settings.Guidance, _spec),
-                row.XMemory,
-                pred.Slice(b * perImage, perImage),
-                uncond >= 0 ? pred.Slice(uncond * perImage, perImage) : ReadOnlyMemory<float>.Empty,
-                row.ZMemory,
-                row.HistoryMemory,
-                x0,
-                slices);
-            try
-            {
-                _workers.Run(_update, slices);
-                row.Statistics = _update.Statistics(slices);
-            }
-            finally
-            {
-                _update.Clear();
-            }
-
+                new RowStep(
+                    row.X,
+                    pred.Slice(b * perImage, perImage),
+                    uncond >= 0 ? pred.Slice(uncond * perImage, perImage) : ReadOnlySpan<float>.Empty,
+                    row.Z,
+                    row.History,
+                    x0));
             row.StepsDone = step;
             if (preview)
             {
@@ -160,20 +141,10 @@ public sealed class RowStepper : IDisposable
         }
     }
 
-    /// <summary>
-    /// Pixels per slice of the image-sized passes (a multiple of <see cref="RowKernel.StatisticsBlock"/>). An image larger
-    /// than this (above 256×256 px) is cut into slices that may run on several threads; Σx and Σx² then add up slice by slice
-    /// in order, the same on every machine and thread count.
-    /// </summary>
-    internal const int SlicePixels = 1 << 16;
-
-    internal static int Slices(int pixels) => (pixels + SlicePixels - 1) / SlicePixels;
-
     /// <summary>Stops noise work still queued; the rows stay the caller's.</summary>
     public void Dispose()
     {
         _noiseAhead.Dispose();
-        _workers.Dispose();
         var floats = ArrayPool<float>.Shared;
         foreach (var array in new[] { _netIn, _netPred, _gammas, _latentsIn, _latentsOut })
         {
@@ -235,95 +206,5 @@ public sealed class RowStepper : IDisposable
         }
 
         array = ArrayPool<float>.Shared.Rent(length);
-    }
-
-    /// <summary>One row's network input: x_t / divisor into the class half's slot (and the null-class half's), slice by slice.</summary>
-    private sealed class InputPass : ISliceJob
-    {
-        private ReadOnlyMemory<float> _x;
-        private Memory<float> _input;
-        private Memory<float> _uncond;
-        private float _divisor;
-
-        public void Set(ReadOnlyMemory<float> x, Memory<float> input, Memory<float> uncond, float divisor) =>
-            (_x, _input, _uncond, _divisor) = (x, input, uncond, divisor);
-
-        public void Clear() => (_x, _input, _uncond) = (default, default, default);
-
-        public void RunSlice(int index)
-        {
-            var start = index * SlicePixels;
-            var length = Math.Min(SlicePixels, _x.Length - start);
-            var input = _input.Span.Slice(start, length);
-            RinSampler.NetworkInput(_x.Span.Slice(start, length), input, _divisor);
-            if (!_uncond.IsEmpty)
-            {
-                input.CopyTo(_uncond.Span.Slice(start, length));
-            }
-        }
-    }
-
-    /// <summary>One row's sampler step, slice by slice; each slice's Σx and Σx² kept apart and added in order after.</summary>
-    private sealed class UpdatePass : ISliceJob
-    {
-        private Sampler? _sampler;
-        private StepTimes _times;
-        private Denoising _denoising;
-        private Memory<float> _x;
-        private ReadOnlyMemory<float> _predCond;
-        private ReadOnlyMemory<float> _predUncond;
-        private ReadOnlyMemory<float> _z;
-        private Memory<float> _history;
-        private Memory<float> _x0;
-        private (double Sum, double SumOfSquares)[] _sums = [];
-
-        public void Set(
-            Sampler sampler, in StepTimes times, in Denoising denoising, Memory<float> x, ReadOnlyMemory<float> predCond,
-            ReadOnlyMemory<float> predUncond, ReadOnlyMemory<float> z, Memory<float> history, Memory<float> x0, int slices)
-        {
-            (_sampler, _times, _denoising) = (sampler, times, denoising);
-            (_x, _predCond, _predUncond, _z, _history, _x0) = (x, predCond, predUncond, z, history, x0);
-            if (_sums.Length < slices)
-            {
-                _sums = new (double, double)[slices];
-            }
-        }
-
-        public void Clear() => (_sampler, _x, _predCond, _predUncond, _z, _history, _x0) = (null, default, default, default, default, default, default);
-
-        public (double Sum, double SumOfSquares) Statistics(int slices)
-        {
-            double sum = 0, squares = 0;
-            for (var s = 0; s < slices; s++)
-            {
-                sum += _sums[s].Sum;
-                squares += _sums[s].SumOfSquares;
-            }
-
-            return (sum, squares);
-        }
-
-        public void RunSlice(int index)
-        {
-            var whole = _sampler!.HistoryImages > 1; // then the row is one slice
-            var start = whole ? 0 : index * SlicePixels;
-            var length = whole ? _x.Length : Math.Min(SlicePixels, _x.Length - start);
-            _sums[index] = _sampler.Step(
-                _times,
-                _denoising,
-                new RowStep(
-                    _x.Span.Slice(start, length),
-                    _predCond.Span.Slice(start, length),
-                    Part(_predUncond, start, length),
-                    Part(_z, start, length),
-                    whole ? _history.Span : Part(_history, start, length),
-                    Part(_x0, start, length)));
-        }
-
-        private static Span<float> Part(Memory<float> memory, int start, int length) =>
-            memory.IsEmpty ? Span<float>.Empty : memory.Span.Slice(start, length);
-
-        private static ReadOnlySpan<float> Part(ReadOnlyMemory<float> memory, int start, int length) =>
-            memory.IsEmpty ? ReadOnlySpan<float>.Empty : memory.Span.Slice(start, length);
     }
 }

@@ -82,18 +82,9 @@ public sealed class SampleRow : IDisposable
     /// <summary>The clipped x̂0 of the latest step that wrote it (always the last step; others when asked).</summary>
     internal Span<float> X0 => Live(_x0).AsSpan(0, _spec.PixelsPerImage);
 
-    internal Span<float> History => HistoryMemory.Span;
+    internal Span<float> History => _history is null ? Span<float>.Empty : Live(_history).AsSpan(0, SamplerUnit.HistoryImages * _spec.PixelsPerImage);
 
-    internal Span<float> Z => ZMemory.Span;
-
-    /// <summary><see cref="X"/> as memory, for passes that split a row over threads (<see cref="RowStepper"/>).</summary>
-    internal Memory<float> XMemory => Live(_x).AsMemory(0, _spec.PixelsPerImage);
-
-    internal Memory<float> X0Memory => Live(_x0).AsMemory(0, _spec.PixelsPerImage);
-
-    internal Memory<float> HistoryMemory => _history is null ? Memory<float>.Empty : Live(_history).AsMemory(0, SamplerUnit.HistoryImages * _spec.PixelsPerImage);
-
-    internal Memory<float> ZMemory => _z is null ? Memory<float>.Empty : Live(_z).AsMemory(0, _spec.PixelsPerImage);
+    internal Span<float> Z => _z is null ? Span<float>.Empty : Live(_z).AsSpan(0, _spec.PixelsPerImage);
 
     internal StepTimes Times => StepTimes.At(Schedule, StepsDone, Settings.Steps);
 

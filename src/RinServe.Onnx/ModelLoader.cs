@@ -83,7 +83,6 @@ public static class ModelLoader
             IntraOpNumThreads = Math.Max(0, options.IntraOpThreads),
             InterOpNumThreads = Math.Max(0, options.InterOpThreads),
         };
-        sessionOptions.AddSessionConfigEntry("session.force_spinning_stop", options.StopSpinningAfterRun ? "1" : "0");
         var requested = (options.ExecutionProvider ?? string.Empty).Trim().ToLowerInvariant();
         switch (requested)
         {

@@ -84,8 +84,8 @@ internal sealed class OnnxDenoiser : IBufferedDenoiser, IDisposable
         Bind(batch);
         int images = batch * Spec.PixelsPerImage, latents = batch * Spec.LatentsPerImage;
         return new DenoiserBuffers(
-            _x.AsMemory(0, images), _gamma.AsMemory(0, batch), _classIds.AsMemory(0, batch), _latentsIn.AsMemory(0, latents),
-            _pred.AsMemory(0, images), _latentsOut.AsMemory(0, latents));
+            _x.AsSpan(0, images), _gamma.AsSpan(0, batch), _classIds.AsSpan(0, batch), _latentsIn.AsSpan(0, latents),
+            _pred.AsSpan(0, images), _latentsOut.AsSpan(0, latents));
     }
 
     public void Run(int batch)

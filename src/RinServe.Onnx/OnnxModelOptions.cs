@@ -25,13 +25,6 @@ public sealed class OnnxModelOptions
     /// <summary>Threads across operators; the graph runs sequentially, so 1 is enough.</summary>
     public int InterOpThreads { get; set; } = 1;
 
-    /// <summary>
-    /// ONNX Runtime's <c>session.force_spinning_stop</c>: its intra-op threads spin for work during a call (fast small
-    /// operators) but stop the moment the call returns, so the sampler's own passes between calls, which run on
-    /// several threads at high resolution, have the cores (bench/RESULTS.md, "Spinning between calls").
-    /// </summary>
-    public bool StopSpinningAfterRun { get; set; } = true;
-
     /// <summary>Run one batch-1 call at load so the first request does not pay for kernel setup.</summary>
     public bool WarmUp { get; set; } = true;
 }
