@@ -7,9 +7,16 @@
     /usr/bin/python3 -m training.sampler_table report runs/sampler-table --plot models/sampler-table.png
     /usr/bin/python3 -m training.sampler_table apply runs/sampler-table --files models/fmnist-*.onnx
 
+The glyph family's table (--judge glyph: the glyph judge, training/glyph_judge.py, grouped classes; FD against the
+held-out faces' renders), on the 256 px trunk the family is carried from:
+    /usr/bin/python3 -m training.sampler_table run runs/glyph-sampler-table --judge glyph --guidance 5 \
+        --model runs/glyph-256/glyph-256.onnx --samplers ddim,dpmpp-2m --steps 8,10,15,20,50 --per-class 2
+    /usr/bin/python3 -m training.sampler_table report runs/glyph-sampler-table --plot models/glyph-sampler-table.png
+    /usr/bin/python3 -m training.sampler_table apply runs/glyph-sampler-table --files models/glyph-*.onnx
+
 run: for every (sampler, steps), the CLI (the service's sampler, Release build) makes per-class images of every class
 with the same seeds for every configuration (so differences between rows are paired, not sampling noise alone) at the
-model's default guidance, and the Fashion-MNIST judge (training/classifier.py) scores them: class accuracy with its
+model's default guidance (or --guidance), and the judge (--judge: fmnist, training/classifier.py; or glyph) scores them: class accuracy with its
 standard error sqrt(p (1 - p) / n), and the Fréchet distance of its features to the held-out test images with a
 bootstrap standard error (200 resamples of the generated images), beside the real-image floor. Rows go to rows.jsonl as
 they finish, so a run can stop and resume. report: the Markdown table (with the times of --sampler-times), the plot and
@@ -56,7 +63,8 @@ def judge_images(folder: str, bootstrap: int = 200, seed: int = 0) -> dict:
                 real_fd=real_fd, correct=right.tolist())
 
 
-def run(model: str, out: str, samplers: list[str], steps: list[int], per_class: int, seed: int, threads: int) -> None:
+def run(model: str, out: str, samplers: list[str], steps: list[int], per_class: int, seed: int, threads: int,
+        judge: str = "fmnist", guidance: float | None = None) -> None:
     os.makedirs(out, exist_ok=True)
     rows_path = os.path.join(out, "rows.jsonl")
     done = set()
@@ -71,8 +79,17 @@ def run(model: str, out: str, samplers: list[str], steps: list[int], per_class: 
             shutil.rmtree(folder, ignore_errors=True)
             subprocess.run(["dotnet", CLI, "--model", model, "--class", "all", "--n", str(per_class), "--seed", str(seed),
                             "--sampler", sampler, "--steps", str(n), "--threads", str(threads),
+                            *([] if guidance is None else ["--guidance", f"{guidance:g}"]),
                             "--out", os.path.join(folder, "s.png")], check=True, stdout=subprocess.DEVNULL)
-            row = dict(model=os.path.basename(model), sampler=sampler, steps=n, **judge_images(folder))
+            if per_class == 1:   # the CLI names one image per class <name>-c<class>.png; the judges read <name>-c<class>-<i>.png
+                for name in os.listdir(folder):
+                    os.rename(os.path.join(folder, name), os.path.join(folder, name[:-4] + "-0.png"))
+            if judge == "glyph":
+                from .glyph_judge import judge_folder_paired
+                figures = judge_folder_paired(folder)
+            else:
+                figures = judge_images(folder)
+            row = dict(model=os.path.basename(model), sampler=sampler, steps=n, judge=judge, **figures)
             shutil.rmtree(folder)
             with open(rows_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -138,7 +155,8 @@ def draw(rows: list[dict], path: str, base: dict) -> None:
     d = ImageDraw.Draw(img)
     colors = {"ddim": (31, 119, 180), "ddpm": (214, 39, 40), "ddpm-small": (148, 103, 189), "dpmpp-2m": (44, 160, 44)}
     max_rows = max(2 * r["steps"] for r in rows)
-    for panel, (key, label) in enumerate([("accuracy", "class accuracy (judge)"), ("fd", "FD to held-out test images")]):
+    held_out = "held-out faces" if base.get("judge") == "glyph" else "held-out test images"
+    for panel, (key, label) in enumerate([("accuracy", "class accuracy (judge)"), ("fd", f"FD to {held_out}")]):
         x0 = panel * w
         values = [r[key] for r in rows]
         lo, hi = min(values + [base[key]]), max(values + [base[key]])
@@ -148,7 +166,7 @@ def draw(rows: list[dict], path: str, base: dict) -> None:
             return (x0 + pad + (math.log(n) - math.log(8)) / (math.log(max_rows) - math.log(8)) * (w - 2 * pad),
                     h - pad - (v - lo) / (hi - lo) * (h - 2 * pad))
         d.rectangle([x0 + pad, pad, x0 + w - pad, h - pad], outline="black")
-        d.text((x0 + pad, 20), f"{label} against network rows per image (log), fmnist-64, guidance 5", fill="black")
+        d.text((x0 + pad, 20), f"{label} against network rows per image (log), {base['model']}", fill="black")
         for n in (8, 12, 16, 20, 30, 40, 100):
             if n <= max_rows:
                 x, _ = px(n, lo)
@@ -179,12 +197,14 @@ def main(argv=None) -> int:
     ap.add_argument("--per-class", type=int, default=100)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--judge", choices=["fmnist", "glyph"], default="fmnist")
+    ap.add_argument("--guidance", type=float, help="run: the guidance weight (default: the model's own)")
     ap.add_argument("--plot")
     ap.add_argument("--files", nargs="*", default=[], help="apply: the model files that take the chosen default")
     args = ap.parse_args(argv)
     if args.command == "run":
         run(args.model, args.out, args.samplers.split(","), [int(s) for s in args.steps.split(",")], args.per_class,
-            args.seed, args.threads)
+            args.seed, args.threads, args.judge, args.guidance)
     elif args.command == "apply":
         from .export import annotate
         with open(os.path.join(args.out, "rows.jsonl")) as f:

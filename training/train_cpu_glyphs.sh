@@ -43,9 +43,19 @@ for res in 768 1024; do
   $py -m training.export "runs/glyph-$res/carried.pt" "models/glyph-$res.onnx" --force --guidance "$guidance"
 done
 
+stage "sampler and steps at 256 px: training.sampler_table, all 284 classes, 2 seeds each, judged"
+table=runs/glyph-sampler-table
+rm -rf "$table"
+$py -m training.sampler_table run "$table" --judge glyph --guidance "$guidance" --model runs/glyph-256/glyph-256.onnx \
+    --samplers ddim --steps "${DDIM_STEPS:-10,20,50}" --per-class 2 2>/dev/null
+$py -m training.sampler_table run "$table" --judge glyph --guidance "$guidance" --model runs/glyph-256/glyph-256.onnx \
+    --samplers dpmpp-2m --steps "${DPM_STEPS:-8,10,15,20}" --per-class 2 2>/dev/null
+$py -m training.sampler_table report "$table" --plot models/glyph-sampler-table.png | tee "$table/table.md"
+$py -m training.sampler_table apply "$table" --files models/glyph-768.onnx models/glyph-1024.onnx
+
 for res in 768 1024; do
   [ "$res" = 1024 ] && step=$step1024
-  stage "$res px: the default request for every ${step}th class, C# sampler, judged"
+  stage "$res px: the default request (the model's sampler, steps and guidance) for every ${step}th class, C# sampler, judged"
   rm -rf "runs/glyph-$res/judge"
   if [ "$step" = 1 ] && [ "$res" = 768 ]; then   # one process, one batch of all 284 (about 5 GB at 768 px)
     gen --model "models/glyph-$res.onnx" --class all --seed 1000 --threads 2 --out "runs/glyph-$res/judge/s.png"
