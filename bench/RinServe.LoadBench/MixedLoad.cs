@@ -43,13 +43,14 @@ internal static class MixedLoad
         {
             using var service = BenchHost.StartService(dll, root, models, redis: null, threads, new Dictionary<string, string>());
             using var client = new HttpClient { BaseAddress = new Uri(await BenchHost.WaitReadyAsync(service)), Timeout = TimeSpan.FromMinutes(10) };
-            for (var i = 0; i < 3; i++)
+            for (var i = 0; i < 10; i++) // warm: tiered JIT, pools, both models
             {
                 await GenerateAsync(client, Small, 1000 + i);
                 await GenerateAsync(client, Large, 1000 + i);
             }
+            // Enough unloaded requests that their p99 is not simply the slowest one (the ratio's denominator).
             var alone64 = new List<double>();
-            for (var i = 0; i < 40; i++)
+            for (var i = 0; i < 200; i++)
             {
                 alone64.Add((await GenerateAsync(client, Small, 2000 + i)).Ms);
             }

@@ -87,6 +87,66 @@ public class StepSchedulingTests
     }
 
     [Fact]
+    public void Short_work_goes_first_and_is_charged_so_a_dear_model_is_not_shut_out()
+    {
+        var share = new FairShare(TimeSpan.FromSeconds(0.125));
+        share.SetBusy("1024", true);
+        share.SetWorkLeft("1024", 4.0);
+        share.SetBusy("64", true); // a 64 px request arrives: 3 steps of 1/32 s
+        var order = new List<string>();
+        var steps64 = 3;
+        share.SetWorkLeft("64", steps64 * 0.03125);
+        for (var i = 0; i < 6; i++)
+        {
+            var next = share.Next()!;
+            order.Add(next);
+            share.Charge(next, TimeSpan.FromSeconds(next == "1024" ? 0.5 : 0.03125));
+            if (next == "64")
+            {
+                share.SetWorkLeft("64", --steps64 * 0.03125);
+                share.SetBusy("64", steps64 > 0);
+            }
+        }
+        // Its 3 steps in one go (under the bound and not ahead), then the dear model has the sampler again.
+        Assert.Equal(["64", "64", "64", "1024", "1024", "1024"], order);
+
+        // A stream of short jobs (always a little work left) runs at most the bound ahead, then shares time equally.
+        share.SetBusy("64", true);
+        share.SetWorkLeft("64", 0.0625);
+        var time = new Dictionary<string, double> { ["64"] = 0, ["1024"] = 0 };
+        for (var i = 0; i < 400; i++)
+        {
+            var next = share.Next()!;
+            var cost = next == "1024" ? 0.5 : 0.03125;
+            time[next] += cost;
+            share.Charge(next, TimeSpan.FromSeconds(cost));
+        }
+        Assert.InRange(share.Charged("64") - share.Charged("1024"), -0.5, 0.125 + 0.03125);
+        Assert.InRange(time["64"] / time["1024"], 0.8, 1.25);
+    }
+
+    [Fact]
+    public void Without_a_bound_or_a_measure_of_the_work_left_nothing_goes_first()
+    {
+        foreach (var (bound, workLeft) in new[] { (0.0, 0.01), (0.125, double.PositiveInfinity) })
+        {
+            var share = new FairShare(TimeSpan.FromSeconds(bound));
+            share.SetBusy("1024", true);
+            share.SetWorkLeft("1024", 4.0);
+            share.SetBusy("64", true);
+            share.SetWorkLeft("64", workLeft);
+            Assert.Equal("1024", share.Next()); // equal charges: the one busy longest
+        }
+
+        var lane = new ModelLane("m", null!); // no engine: nothing here steps
+        lane.Running.Add(Job("a", 1, guidance: 2f, steps: 20)); // 2 rows x 20 steps left
+        lane.Waiting.Add(Job("b", 3, steps: 10)); // 3 rows x 10 steps
+        Assert.Equal(double.PositiveInfinity, lane.WorkLeft); // no step measured yet
+        lane.Observe(TimeSpan.FromMilliseconds(20), 2);
+        Assert.Equal(0.7, lane.WorkLeft, 9);
+    }
+
+    [Fact]
     public void Previews_are_asked_every_k_steps_but_the_last_and_come_as_one_tile_of_every_image()
     {
         using var job = Job("j", 3);

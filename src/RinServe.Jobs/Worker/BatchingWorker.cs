@@ -36,7 +36,7 @@ public sealed class BatchingWorker(
     /// <summary>Every job this worker holds (waiting or running), for the heartbeat.</summary>
     private readonly ConcurrentDictionary<string, HeldJob> _held = new(StringComparer.Ordinal);
 
-    private readonly FairShare _share = new();
+    private readonly FairShare _share = new(options.Value.ShortWorkFirst);
 
     /// <summary>How long, after the shutdown timeout, the worker waits for its loop to stop at the next step and hand back its jobs.</summary>
     private static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(5);
@@ -83,6 +83,7 @@ public sealed class BatchingWorker(
                     await DropCanceledAsync(lane);
                     await StartWaitingAsync(lane);
                     _share.SetBusy(lane.Model, lane.Busy);
+                    _share.SetWorkLeft(lane.Model, lane.WorkLeft);
                 }
                 if (_abort.IsCancellationRequested)
                 {

@@ -6,11 +6,33 @@ namespace RinServe.Jobs;
 /// as the Linux CFS does for threads). A 64 px step costs a few milliseconds and a 1024 px step tens, so with both busy the
 /// 64 px model makes many steps for each 1024 px one and each gets half the sampler's time. A model that becomes busy
 /// starts at the least charge among the busy ones: time spent idle earns no credit to burst with later.
+/// Short work goes first (<see cref="FairShare(TimeSpan)"/>): a model whose work left is under the bound runs its steps
+/// before the others', so a 64 px request finishes in one go instead of in every other slice beside a 1024 px stream; it
+/// is still charged, and may run at most that bound ahead of the least-charged busy model, so a stream of short jobs
+/// cannot shut a dear model out.
 /// </summary>
 public sealed class FairShare
 {
     private readonly Dictionary<string, double> _charged = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, double> _workLeft = new(StringComparer.Ordinal);
     private readonly List<string> _busy = [];
+    private readonly double _shortWork;
+
+    /// <summary>Plain start-time fair queueing: equal sampler time for every busy model.</summary>
+    public FairShare()
+        : this(TimeSpan.Zero)
+    {
+    }
+
+    /// <summary>
+    /// <paramref name="shortWork"/>: a busy model with less work left than this (<see cref="SetWorkLeft"/>) that is less
+    /// than this far ahead of the least-charged busy model goes first, the one with least work left first
+    /// (<c>Workers:ShortWorkFirst</c>); zero turns it off.
+    /// </summary>
+    public FairShare(TimeSpan shortWork)
+    {
+        _shortWork = shortWork.TotalSeconds;
+    }
 
     /// <summary>Seconds of sampler time charged to <paramref name="model"/>, relative to the others.</summary>
     public double Charged(string model) => _charged.GetValueOrDefault(model);
@@ -33,18 +55,39 @@ public sealed class FairShare
         }
     }
 
-    /// <summary>The busy model charged least (the one busy longest on a tie), or null when none is busy.</summary>
+    /// <summary>Seconds of sampler work <paramref name="model"/> has left (infinite while unknown: no step measured yet).</summary>
+    public void SetWorkLeft(string model, double seconds) => _workLeft[model] = seconds;
+
+    /// <summary>
+    /// The busy model with the least work left among those under the short-work bound and less than it ahead; otherwise the
+    /// busy model charged least (the one busy longest on a tie); null when none is busy.
+    /// </summary>
     public string? Next()
     {
-        string? next = null;
+        string? least = null;
         foreach (var model in _busy)
         {
-            if (next is null || Charged(model) < Charged(next))
+            if (least is null || Charged(model) < Charged(least))
             {
-                next = model;
+                least = model;
             }
         }
-        return next;
+        if (least is null || _shortWork <= 0 || _busy.Count < 2)
+        {
+            return least;
+        }
+
+        string? shortest = null;
+        foreach (var model in _busy)
+        {
+            var left = _workLeft.GetValueOrDefault(model, double.PositiveInfinity);
+            if (left < _shortWork && Charged(model) - Charged(least) < _shortWork
+                && (shortest is null || left < _workLeft[shortest]))
+            {
+                shortest = model;
+            }
+        }
+        return shortest ?? least;
     }
 
     /// <summary>Charges a model the measured time of one of its steps.</summary>

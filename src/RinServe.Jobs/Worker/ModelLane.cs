@@ -43,6 +43,31 @@ internal sealed class ModelLane(string model, IRowEngine engine) : IPreviewSink,
     /// <summary>Measured sampler seconds per network row of this model's steps (moving average); 0 until its first step.</summary>
     public double SecondsPerRow { get; private set; }
 
+    /// <summary>
+    /// Seconds of sampler work left in this lane by its measured time per row: every running job's steps left and every
+    /// waiting job's steps, times their network rows. Infinite until the first step is measured.
+    /// </summary>
+    public double WorkLeft
+    {
+        get
+        {
+            if (SecondsPerRow == 0)
+            {
+                return double.PositiveInfinity;
+            }
+            var rows = 0L;
+            foreach (var job in Running)
+            {
+                rows += (long)(job.Spec.Steps - job.StepsDone) * job.Spec.NetworkRows;
+            }
+            foreach (var job in Waiting)
+            {
+                rows += (long)job.Spec.Steps * job.Spec.NetworkRows;
+            }
+            return rows * SecondsPerRow;
+        }
+    }
+
     /// <summary>The jobs of the last <see cref="Gather"/>: the ones that step.</summary>
     public IReadOnlyList<HeldJob> Stepped => _stepped;
 
