@@ -73,7 +73,12 @@ public sealed class ShippedModelsTests(ShippedModelsService service) : IClassFix
         Assert.Equal("glyph-768", response.Headers.GetValues("X-Model").Single());
         var (width, height, text) = ReadPng(body);
         Assert.Equal((768, 768), (width, height));
-        Assert.Equal(("glyph-768", "207 ĳ (U+0133)", "50"), (text["model"], text["class"], text["steps"]));
+        // At the model's own default request, as /models states it (the file's rin.default_sampler and steps).
+        var glyph768 = (await _client.GetFromJsonAsync<JsonElement>("/models")).EnumerateArray()
+            .Single(m => m.GetProperty("name").GetString() == "glyph-768");
+        var (sampler, steps) = (glyph768.GetProperty("defaultSampler").GetString(), glyph768.GetProperty("defaultSteps").GetInt32());
+        Assert.Equal(("glyph-768", "207 ĳ (U+0133)", sampler, steps.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            (text["model"], text["class"], text["sampler"], text["steps"]));
     }
 
     [Theory]
