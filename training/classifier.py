@@ -135,6 +135,21 @@ class Blockiness:
         return max(ratios) if ratios else 1.0
 
 
+def paired_figures(right: torch.Tensor, feats: torch.Tensor, ref: torch.Tensor, real_fd: float,
+                   bootstrap: int = 200, seed: int = 0) -> dict:
+    """For a sampler table: accuracy with its standard error sqrt(p (1 - p) / n), the FD of the features to ref with a
+    bootstrap standard error (resampling the generated images), the real floor, and each image's verdict (in the order
+    given, so that two configurations made with the same seeds pair up)."""
+    n = len(right)
+    gen = torch.Generator().manual_seed(seed)
+    fds = [frechet_distance(feats[torch.randint(n, (n,), generator=gen)], ref) for _ in range(bootstrap)]
+    mean_fd = sum(fds) / len(fds)
+    acc = right.float().mean().item()
+    return dict(samples=n, accuracy=acc, accuracy_se=(acc * (1 - acc) / n) ** 0.5,
+                fd=frechet_distance(feats, ref), fd_se=(sum((f - mean_fd) ** 2 for f in fds) / (len(fds) - 1)) ** 0.5,
+                real_fd=real_fd, correct=right.float().tolist())
+
+
 def real_split(per_class: int):
     """The test set cut in two: per_class real images of each class (the real-image floor) and
     the rest, the reference that both the floor and generated images are measured against."""

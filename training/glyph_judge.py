@@ -222,36 +222,23 @@ def judge_model(model, cfg: dict, per_class: int = 1, steps: int = 50, batch: in
 
 def judge_folder(folder: str) -> dict:
     """judge_images on the C# CLI's <name>-c<class>-<i>.png files."""
-    from .sheet import load_cells
-    cells = load_cells(folder)
-    keys = sorted(cells)
-    labels = torch.tensor([c for c, _ in keys])
-    images = torch.stack([torch.from_numpy(cells[k].astype(np.float32) / 255)[None] for k in keys])
-    return judge_images(images, labels)
+    from .sheet import load_images
+    return judge_images(*load_images(folder))
 
 
 @torch.no_grad()
 def judge_folder_paired(folder: str, bootstrap: int = 200, seed: int = 0) -> dict:
     """For the sampler table (training.sampler_table --judge glyph): judge_folder's accuracy and FD with their standard
     errors, and each image's verdict in file order, so that two configurations made with the same seeds pair up."""
-    from .sheet import load_cells
-    cells = load_cells(folder)
-    keys = sorted(cells)
-    labels = torch.tensor([c for c, _ in keys])
-    images = torch.stack([torch.from_numpy(cells[k].astype(np.float32) / 255)[None] for k in keys])
+    from .classifier import paired_figures
+    from .sheet import load_images
+    images, labels = load_images(folder)
     judge = load_judge()
     x = to_judge_input(images)
-    right = (grouped(predict(judge, x)) == grouped(labels)).float()
-    feats = judge.pooled(x)
     real_x, _, used = real_renders(labels.tolist(), images.shape[-1])
     ref = reference_features(used)
-    gen = torch.Generator().manual_seed(seed)
-    fds = [frechet_distance(feats[torch.randint(len(keys), (len(keys),), generator=gen)], ref) for _ in range(bootstrap)]
-    mean_fd = sum(fds) / len(fds)
-    acc = right.mean().item()
-    return dict(samples=len(keys), accuracy=acc, accuracy_se=math.sqrt(acc * (1 - acc) / len(keys)),
-                fd=frechet_distance(feats, ref), fd_se=math.sqrt(sum((f - mean_fd) ** 2 for f in fds) / (len(fds) - 1)),
-                real_fd=frechet_distance(judge.pooled(to_judge_input(real_x)), ref), correct=right.tolist())
+    return paired_figures(grouped(predict(judge, x)) == grouped(labels), judge.pooled(x), ref,
+                          frechet_distance(judge.pooled(to_judge_input(real_x)), ref), bootstrap, seed)
 
 
 def resolution_sweep(sizes=(16, 24, 32, 48, 64, 128)) -> list[dict]:

@@ -38,29 +38,20 @@ CLI = "src/RinServe.Cli/bin/Release/net10.0/RinServe.Cli.dll"
 
 
 def judge_images(folder: str, bootstrap: int = 200, seed: int = 0) -> dict:
-    from .classifier import frechet_distance, load_judge, pooled_features, reference, to_judge_input
-    from .sheet import load_cells
-    cells = load_cells(folder)
-    keys = sorted(cells)
-    labels = torch.tensor([c for c, _ in keys])
-    images = torch.stack([torch.from_numpy(cells[k].astype("float32") / 255)[None] for k in keys])
+    from .classifier import frechet_distance, load_judge, paired_figures, pooled_features, reference, to_judge_input
+    from .sheet import load_images
+    images, labels = load_images(folder)
     judge = load_judge()
     with torch.no_grad():
         x = to_judge_input(images)
-        right = (judge(x).argmax(1) == labels).float()
+        right = judge(x).argmax(1) == labels
         feats = pooled_features(judge, x)
-    real_x, real_y, ref = reference(len(keys) // 10)
+    real_x, real_y, ref = reference(len(labels) // 10)
     with torch.no_grad():
         xr = to_judge_input(torch.nn.functional.interpolate(real_x.float() / 255, size=images.shape[-2:], mode="bilinear",
                                                             align_corners=False).clamp(0, 1))
         real_fd = frechet_distance(pooled_features(judge, xr), ref)
-    gen = torch.Generator().manual_seed(seed)
-    fds = [frechet_distance(feats[torch.randint(len(keys), (len(keys),), generator=gen)], ref) for _ in range(bootstrap)]
-    acc = right.mean().item()
-    mean_fd = sum(fds) / len(fds)
-    return dict(samples=len(keys), accuracy=acc, accuracy_se=math.sqrt(acc * (1 - acc) / len(keys)),
-                fd=frechet_distance(feats, ref), fd_se=math.sqrt(sum((f - mean_fd) ** 2 for f in fds) / (len(fds) - 1)),
-                real_fd=real_fd, correct=right.tolist())
+    return paired_figures(right, feats, ref, real_fd, bootstrap, seed)
 
 
 def run(model: str, out: str, samplers: list[str], steps: list[int], per_class: int, seed: int, threads: int,

@@ -32,6 +32,16 @@ def load_cells(folder: str) -> dict:
     return cells
 
 
+def load_images(folder: str):
+    """The folder's cells as (images [N, 1, R, R] float32 in [0, 1], class labels [N]), in (class, seed) order."""
+    import torch
+    cells = load_cells(folder)
+    keys = sorted(cells)
+    labels = torch.tensor([c for c, _ in keys])
+    images = torch.stack([torch.from_numpy(cells[k].astype(np.float32) / 255)[None] for k in keys])
+    return images, labels
+
+
 def sheet(cells: dict, cell: int, pad: int = 2, columns: int = 0) -> np.ndarray:
     """A row per class and a column per seed; or, with columns, every cell in (class, seed) order, columns to a row."""
     classes = sorted({c for c, _ in cells})
