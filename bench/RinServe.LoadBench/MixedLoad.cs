@@ -38,7 +38,7 @@ internal static class MixedLoad
         Console.WriteLine($"# mixed load: {Small} Poisson {rate64}/s beside {Large} Poisson at {busy:P0} of its unloaded service rate, {seconds} s, " +
             $"embedded queue, {threads} intra-op threads, {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         var rows = new List<string>();
-        var lines = new StringBuilder("build,stream,sent_s,latency_ms,start_delay_ms,status\n");
+        var lines = new StringBuilder("build,stream,sent_s,latency_ms,start_delay_ms,status,before_queue_ms,run_ms,after_finish_ms\n");
         foreach (var (name, dll) in builds)
         {
             using var service = BenchHost.StartService(dll, root, models, redis: null, threads, new Dictionary<string, string>());
@@ -73,17 +73,24 @@ internal static class MixedLoad
                 var answer = await GenerateAsync(client, a.Model, 10_000 + k, throwOnError: false);
                 return (a.Model, a.At, answer);
             }));
+            // Where each request's time went, by the job's own clock (the same machine's): sent to accepted, accepted to
+            // first step (the start delay), first step to finished, finished to the answer's last byte.
             var delays = new Dictionary<string, double>();
+            var phases = new Dictionary<string, (double BeforeQueue, double Run, double AfterFinish)>();
             foreach (var (_, _, answer) in results.Where(x => x.answer.Status == HttpStatusCode.OK))
             {
                 using var job = JsonDocument.Parse(await client.GetStringAsync($"/jobs/{answer.JobId}"));
                 var created = job.RootElement.GetProperty("createdAt").GetDateTimeOffset();
                 var started = job.RootElement.GetProperty("startedAt").GetDateTimeOffset();
+                var finished = job.RootElement.GetProperty("finishedAt").GetDateTimeOffset();
                 delays[answer.JobId!] = (started - created).TotalMilliseconds;
+                phases[answer.JobId!] = ((created - answer.Sent).TotalMilliseconds, (finished - started).TotalMilliseconds,
+                    (answer.Received - finished).TotalMilliseconds);
             }
             foreach (var (model, at, answer) in results)
             {
-                lines.Append(CultureInfo.InvariantCulture, $"{name},{model},{at:F3},{answer.Ms:F1},{delays.GetValueOrDefault(answer.JobId ?? "", double.NaN):F1},{(int)answer.Status}\n");
+                var (beforeQueue, run, afterFinish) = phases.GetValueOrDefault(answer.JobId ?? "", (double.NaN, double.NaN, double.NaN));
+                lines.Append(CultureInfo.InvariantCulture, $"{name},{model},{at:F3},{answer.Ms:F1},{delays.GetValueOrDefault(answer.JobId ?? "", double.NaN):F1},{(int)answer.Status},{beforeQueue:F1},{run:F1},{afterFinish:F1}\n");
             }
             var ok = results.Where(x => x.answer.Status == HttpStatusCode.OK).ToList();
             var lost = results.Length - ok.Count;
@@ -123,17 +130,20 @@ internal static class MixedLoad
         }
     }
 
-    private static async Task<(double Ms, HttpStatusCode Status, string? JobId)> GenerateAsync(HttpClient client, string model, int seed, bool throwOnError = true)
+    private static async Task<(double Ms, HttpStatusCode Status, string? JobId, DateTimeOffset Sent, DateTimeOffset Received)> GenerateAsync(
+        HttpClient client, string model, int seed, bool throwOnError = true)
     {
+        var sent = DateTimeOffset.UtcNow;
         var started = Stopwatch.GetTimestamp();
         using var response = await client.PostAsync($"/generate?model={model}&class={seed % 10}&seed={seed}", null);
         await response.Content.ReadAsByteArrayAsync();
         var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        var received = DateTimeOffset.UtcNow;
         if (throwOnError && response.StatusCode != HttpStatusCode.OK)
         {
             throw new InvalidOperationException($"generate answered {(int)response.StatusCode}");
         }
-        return (ms, response.StatusCode, response.Headers.TryGetValues("X-Job-Id", out var id) ? id.Single() : null);
+        return (ms, response.StatusCode, response.Headers.TryGetValues("X-Job-Id", out var id) ? id.Single() : null, sent, received);
     }
 
     /// <summary>Images per second with <paramref name="clients"/> closed-loop clients of one model.</summary>

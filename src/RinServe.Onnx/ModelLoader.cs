@@ -76,6 +76,8 @@ public static class ModelLoader
 
     private static SessionOptions CreateSessionOptions(string path, OnnxModelOptions options, ILogger logger, out string provider)
     {
+        // Before any other ONNX Runtime object: the first one makes the process's environment.
+        var shared = options.SharedThreadPool && OrtThreads.EnsureShared(options.IntraOpThreads, logger);
         var sessionOptions = new SessionOptions
         {
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
@@ -83,6 +85,10 @@ public static class ModelLoader
             IntraOpNumThreads = Math.Max(0, options.IntraOpThreads),
             InterOpNumThreads = Math.Max(0, options.InterOpThreads),
         };
+        if (shared)
+        {
+            sessionOptions.DisablePerSessionThreads();
+        }
         var requested = (options.ExecutionProvider ?? string.Empty).Trim().ToLowerInvariant();
         switch (requested)
         {

@@ -22,6 +22,12 @@ public sealed class OnnxModelOptions
     /// <summary>Threads inside one operator; 0 = ONNX Runtime's default (one per physical core).</summary>
     public int IntraOpThreads { get; set; }
 
+    /// <summary>
+    /// Every session of the process on one pool of <see cref="IntraOpThreads"/> threads (<see cref="OrtThreads"/>), so the
+    /// models a worker steps in turn do not compete for the cores with each other's spinning threads. false: a pool per session.
+    /// </summary>
+    public bool SharedThreadPool { get; set; } = true;
+
     /// <summary>Threads across operators; the graph runs sequentially, so 1 is enough.</summary>
     public int InterOpThreads { get; set; } = 1;
 
