@@ -101,13 +101,13 @@ public sealed class WorkersOptions
     public TimeSpan StepQuantum { get; set; } = TimeSpan.FromMilliseconds(25);
 
     /// <summary>
-    /// While more than one model has rows to step, a model with less sampler work left than this (its jobs' steps left by
-    /// its measured time per row) steps first, the least work first, as long as it is less than this much sampler time
-    /// ahead of the model charged least: a cheap request finishes in one go instead of every other slice beside a dear
-    /// model's stream, which loses at most this much to it. Zero: plain equal shares of time.
+    /// While more than one model has rows to step, the one with the least sampler work left (its jobs' steps left by its
+    /// measured time per row) steps first, as long as it is less than this much sampler time ahead of the model charged
+    /// least: a cheap request finishes in one go instead of every other slice beside a dear model's stream, which loses at
+    /// most this much to it per burst. Zero: plain equal shares of time.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:00:10")]
-    public TimeSpan ShortWorkFirst { get; set; } = TimeSpan.FromMilliseconds(100);
+    public TimeSpan ShortWorkFirst { get; set; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
     /// After the first job, how long an idle worker waits for more (in process), so a burst starts together; a busy worker

@@ -73,7 +73,7 @@ public class StepSchedulingTests
     }
 
     [Fact]
-    public void A_model_that_was_idle_starts_at_the_least_charge_of_the_busy_ones_and_earns_no_burst()
+    public void A_model_that_was_idle_starts_at_the_least_charge_of_the_busy_ones_and_earns_no_burst_and_owes_nothing()
     {
         var share = new FairShare();
         share.SetBusy("a", true);
@@ -84,6 +84,16 @@ public class StepSchedulingTests
         Assert.Equal("b", share.Next());
         share.SetBusy("b", false);
         Assert.Null(share.Next());
+
+        // b then has the sampler to itself for 20 s (nobody waits for it); when a comes back while b is busy, and b
+        // comes back while a is, each starts level with the other: the time alone is no debt.
+        share.SetBusy("b", true);
+        share.Charge("b", TimeSpan.FromSeconds(20));
+        share.SetBusy("b", false);
+        share.SetBusy("a", true);
+        share.SetBusy("b", true);
+        Assert.Equal(share.Charged("a"), share.Charged("b"), 6);
+        Assert.Equal("a", share.Next()); // busy longest on a tie
     }
 
     [Fact]
@@ -123,6 +133,32 @@ public class StepSchedulingTests
         }
         Assert.InRange(share.Charged("64") - share.Charged("1024"), -0.5, 0.125 + 0.03125);
         Assert.InRange(time["64"] / time["1024"], 0.8, 1.25);
+    }
+
+    [Fact]
+    public void The_least_work_left_goes_first_even_above_the_bound_until_it_is_the_bound_ahead()
+    {
+        var share = new FairShare(TimeSpan.FromSeconds(0.125));
+        share.SetBusy("1024", true);
+        share.SetWorkLeft("1024", 4.0);
+        share.SetBusy("64", true); // a burst of 64 px requests: 8 steps of 1/32 s, 0.25 s of work, twice the bound
+        var steps64 = 8;
+        share.SetWorkLeft("64", steps64 * 0.03125);
+        Assert.True(share.LeastWorkLeft("64"));
+        Assert.False(share.LeastWorkLeft("1024"));
+        var order = new List<string>();
+        while (steps64 > 0)
+        {
+            var next = share.Next()!;
+            order.Add(next);
+            share.Charge(next, TimeSpan.FromSeconds(next == "1024" ? 0.0625 : 0.03125));
+            if (next == "64")
+            {
+                share.SetWorkLeft("64", --steps64 * 0.03125);
+            }
+        }
+        // Four steps in one go (the bound's worth: 0.125 s ahead), then equal time: one dear step for two cheap ones.
+        Assert.Equal(["64", "64", "64", "64", "1024", "64", "64", "1024", "64", "64"], order);
     }
 
     [Fact]

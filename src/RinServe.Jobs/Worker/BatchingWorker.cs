@@ -237,10 +237,11 @@ public sealed class BatchingWorker(
     /// <summary>
     /// While another model has rows to step, a step of this one carries only the jobs whose rows fit
     /// <c>Workers:StepQuantum</c> of its measured time per row (at least one job, in turn): a 64 px request then waits
-    /// for one short step of a 1024 px model, not for a step of all its jobs. Alone, a model steps all its rows at once.
+    /// for one short step of a 1024 px model, not for a step of all its jobs. Alone, or with the least work left of the
+    /// busy models (the short one the quantum is there for), a model steps all its rows at once.
     /// </summary>
     private int RowsPerStep(ModelLane lane, List<ModelLane> lanes) =>
-        lane.SecondsPerRow > 0 && lanes.Any(l => l != lane && l.Busy)
+        lane.SecondsPerRow > 0 && lanes.Any(l => l != lane && l.Busy) && !_share.LeastWorkLeft(lane.Model)
             ? Math.Max(1, (int)(_options.StepQuantum.TotalSeconds / lane.SecondsPerRow))
             : int.MaxValue;
 

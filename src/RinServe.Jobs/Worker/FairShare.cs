@@ -5,11 +5,12 @@ namespace RinServe.Jobs;
 /// charged the measured sampler time of its steps, and the busy model charged least goes next (start-time fair queueing,
 /// as the Linux CFS does for threads). A 64 px step costs a few milliseconds and a 1024 px step tens, so with both busy the
 /// 64 px model makes many steps for each 1024 px one and each gets half the sampler's time. A model that becomes busy
-/// starts at the least charge among the busy ones: time spent idle earns no credit to burst with later.
-/// Short work goes first (<see cref="FairShare(TimeSpan)"/>): a model whose work left is under the bound runs its steps
-/// before the others', so a 64 px request finishes in one go instead of in every other slice beside a 1024 px stream; it
-/// is still charged, and may run at most that bound ahead of the least-charged busy model, so a stream of short jobs
-/// cannot shut a dear model out.
+/// starts at the least charge among the busy ones: time spent idle earns no credit to burst with later, and time it had
+/// the sampler to itself (nobody else busy) is no debt either.
+/// Short work goes first (<see cref="FairShare(TimeSpan)"/>): of the busy models, the one with the least work left runs
+/// its steps before the others', so a 64 px request finishes in one go instead of in every other slice beside a 1024 px
+/// stream (shortest remaining work first, which minimizes mean latency); it is still charged, and may run at most the
+/// bound ahead of the least-charged busy model, so a stream of short jobs cannot shut a dear model out.
 /// </summary>
 public sealed class FairShare
 {
@@ -25,9 +26,8 @@ public sealed class FairShare
     }
 
     /// <summary>
-    /// <paramref name="shortWork"/>: a busy model with less work left than this (<see cref="SetWorkLeft"/>) that is less
-    /// than this far ahead of the least-charged busy model goes first, the one with least work left first
-    /// (<c>Workers:ShortWorkFirst</c>); zero turns it off.
+    /// <paramref name="shortWork"/>: the busy model with the least work left (<see cref="SetWorkLeft"/>) goes first while it
+    /// is less than this far ahead of the least-charged busy model (<c>Workers:ShortWorkFirst</c>); zero turns it off.
     /// </summary>
     public FairShare(TimeSpan shortWork)
     {
@@ -45,7 +45,7 @@ public sealed class FairShare
         {
             if (_busy.Count > 0)
             {
-                _charged[model] = Math.Max(Charged(model), _busy.Min(Charged));
+                _charged[model] = _busy.Min(Charged);
             }
             _busy.Add(model);
         }
@@ -59,8 +59,8 @@ public sealed class FairShare
     public void SetWorkLeft(string model, double seconds) => _workLeft[model] = seconds;
 
     /// <summary>
-    /// The busy model with the least work left among those under the short-work bound and less than it ahead; otherwise the
-    /// busy model charged least (the one busy longest on a tie); null when none is busy.
+    /// The busy model with the least work left among those less than the short-work bound ahead (a known amount of work
+    /// only); otherwise the busy model charged least (the one busy longest on a tie); null when none is busy.
     /// </summary>
     public string? Next()
     {
@@ -81,13 +81,20 @@ public sealed class FairShare
         foreach (var model in _busy)
         {
             var left = _workLeft.GetValueOrDefault(model, double.PositiveInfinity);
-            if (left < _shortWork && Charged(model) - Charged(least) < _shortWork
+            if (!double.IsPositiveInfinity(left) && Charged(model) - Charged(least) < _shortWork
                 && (shortest is null || left < _workLeft[shortest]))
             {
                 shortest = model;
             }
         }
         return shortest ?? least;
+    }
+
+    /// <summary>Whether <paramref name="model"/> has the least work left of the busy models (ties included): the short one.</summary>
+    public bool LeastWorkLeft(string model)
+    {
+        var left = _workLeft.GetValueOrDefault(model, double.PositiveInfinity);
+        return _busy.TrueForAll(m => left <= _workLeft.GetValueOrDefault(m, double.PositiveInfinity));
     }
 
     /// <summary>Charges a model the measured time of one of its steps.</summary>
