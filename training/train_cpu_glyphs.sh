@@ -3,7 +3,8 @@
 # carried models and their figures through the C# sampler (the service's own), as models/MODELS.md reports.
 #   training/train_cpu_glyphs.sh                 # about 2.5 hours on the project's 2-core box
 #   MINUTES=10 PER_CLASS_STEP=20 training/train_cpu_glyphs.sh   # a quick look (every 20th class judged)
-# STAGE=judge skips to the sweep and the figures (the trunk's checkpoint must exist).
+# STAGE=judge skips to the sweep and the figures (the trunk's checkpoint must exist). SAMPLER_TABLE=0 skips the sampler
+# table (the models keep the sampler and steps they name, DDIM 50 when none): on a slow box it is the longest stage.
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 py=${PYTHON:-/usr/bin/python3}
@@ -43,15 +44,17 @@ for res in 768 1024; do
   $py -m training.export "runs/glyph-$res/carried.pt" "models/glyph-$res.onnx" --force --guidance "$guidance"
 done
 
-stage "sampler and steps at 256 px: training.sampler_table, all 284 classes, 2 seeds each, judged"
-table=runs/glyph-sampler-table
-rm -rf "$table"
-$py -m training.sampler_table run "$table" --judge glyph --guidance "$guidance" --model runs/glyph-256/glyph-256.onnx \
-    --samplers ddim --steps "${DDIM_STEPS:-10,20,50}" --per-class 2 2>/dev/null
-$py -m training.sampler_table run "$table" --judge glyph --guidance "$guidance" --model runs/glyph-256/glyph-256.onnx \
-    --samplers dpmpp-2m --steps "${DPM_STEPS:-8,10,15,20}" --per-class 2 2>/dev/null
-$py -m training.sampler_table report "$table" --plot models/glyph-sampler-table.png | tee "$table/table.md"
-$py -m training.sampler_table apply "$table" --files models/glyph-768.onnx models/glyph-1024.onnx
+if [ "${SAMPLER_TABLE:-1}" = 1 ]; then
+  stage "sampler and steps at 256 px: training.sampler_table, all 284 classes, 2 seeds each, judged"
+  table=runs/glyph-sampler-table
+  rm -rf "$table"
+  $py -m training.sampler_table run "$table" --judge glyph --guidance "$guidance" --model runs/glyph-256/glyph-256.onnx \
+      --samplers ddim --steps "${DDIM_STEPS:-10,20,50}" --per-class 2 2>/dev/null
+  $py -m training.sampler_table run "$table" --judge glyph --guidance "$guidance" --model runs/glyph-256/glyph-256.onnx \
+      --samplers dpmpp-2m --steps "${DPM_STEPS:-8,10,15,20}" --per-class 2 2>/dev/null
+  $py -m training.sampler_table report "$table" --plot models/glyph-sampler-table.png | tee "$table/table.md"
+  $py -m training.sampler_table apply "$table" --files models/glyph-768.onnx models/glyph-1024.onnx
+fi
 
 for res in 768 1024; do
   [ "$res" = 1024 ] && step=$step1024
