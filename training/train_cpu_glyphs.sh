@@ -23,6 +23,7 @@ if [ "${STAGE:-all}" = all ]; then
       ${MINUTES:+--set "max_minutes=$MINUTES"}
 fi
 dotnet build src/RinServe.Cli -c Release --nologo -v q >/dev/null
+mkdir -p runs/glyph-256 runs/glyph-768 runs/glyph-1024
 
 stage "guidance sweep at 256 px (every 12th class, C# sampler)"
 $py -m training.export "$run/ckpt.pt" runs/glyph-256/glyph-256.onnx --force >/dev/null

@@ -159,6 +159,17 @@ public class StepSchedulingTests
         }
         // Four steps in one go (the bound's worth: 0.125 s ahead), then equal time: one dear step for two cheap ones.
         Assert.Equal(["64", "64", "64", "64", "1024", "64", "64", "1024", "64", "64"], order);
+
+        // A model whose work left is not known yet (no step measured) gets its first step from the fair share, even
+        // beside one with little work left: nobody can tell yet which is shorter.
+        var fresh = new FairShare(TimeSpan.FromSeconds(0.125));
+        fresh.SetBusy("tiny", true);
+        fresh.SetWorkLeft("tiny", 0.01);
+        fresh.Charge("tiny", TimeSpan.FromSeconds(0.001));
+        fresh.SetBusy("new", true);
+        fresh.SetWorkLeft("new", double.PositiveInfinity);
+        fresh.Charge("tiny", TimeSpan.FromSeconds(0.001));
+        Assert.Equal("new", fresh.Next());
     }
 
     [Fact]

@@ -59,8 +59,9 @@ public sealed class FairShare
     public void SetWorkLeft(string model, double seconds) => _workLeft[model] = seconds;
 
     /// <summary>
-    /// The busy model with the least work left among those less than the short-work bound ahead (a known amount of work
-    /// only); otherwise the busy model charged least (the one busy longest on a tie); null when none is busy.
+    /// The busy model with the least work left among those less than the short-work bound ahead; otherwise, or while any
+    /// busy model's work left is unknown (its first step is not measured yet, and it gets that step from the fair share),
+    /// the busy model charged least (the one busy longest on a tie); null when none is busy.
     /// </summary>
     public string? Next()
     {
@@ -72,7 +73,8 @@ public sealed class FairShare
                 least = model;
             }
         }
-        if (least is null || _shortWork <= 0 || _busy.Count < 2)
+        if (least is null || _shortWork <= 0 || _busy.Count < 2
+            || _busy.Exists(m => double.IsPositiveInfinity(_workLeft.GetValueOrDefault(m, double.PositiveInfinity))))
         {
             return least;
         }
@@ -81,7 +83,7 @@ public sealed class FairShare
         foreach (var model in _busy)
         {
             var left = _workLeft.GetValueOrDefault(model, double.PositiveInfinity);
-            if (!double.IsPositiveInfinity(left) && Charged(model) - Charged(least) < _shortWork
+            if (Charged(model) - Charged(least) < _shortWork
                 && (shortest is null || left < _workLeft[shortest]))
             {
                 shortest = model;
