@@ -63,14 +63,15 @@ internal static class MixedLoad
 
             // The 64 px stream by itself first (the same arrival times, no 1024 px requests): what its own bursts cost,
             // so that the mixed run's tail can be told apart from the other model's share.
-            var stream64 = await OpenLoopAsync(client, Arrivals(Small, rate64, seconds, seed: 64).ToList(), seedBase: 20_000);
+            var arrivals64 = Arrivals(Small, rate64, seconds, seed: 64).ToList();
+            var stream64 = await OpenLoopAsync(client, arrivals64, seedBase: 20_000);
             var streamAlone = stream64.Where(x => x.answer.Status == HttpStatusCode.OK).Select(x => x.answer.Ms).ToList();
             foreach (var (_, at, answer) in stream64)
             {
                 lines.Append(CultureInfo.InvariantCulture, $"{name},{Small}-stream-alone,{at:F3},{answer.Ms:F1},NaN,{(int)answer.Status},NaN,NaN,NaN\n");
             }
 
-            var arrivals = Arrivals(Small, rate64, seconds, seed: 64).Concat(Arrivals(Large, rate1024.Value, seconds, seed: 1024)).OrderBy(a => a.At).ToList();
+            var arrivals = arrivals64.Concat(Arrivals(Large, rate1024.Value, seconds, seed: 1024)).OrderBy(a => a.At).ToList();
             var results = await OpenLoopAsync(client, arrivals, seedBase: 10_000);
             // Where each request's time went, by the job's own clock (the same machine's): sent to accepted, accepted to
             // first step (the start delay), first step to finished, finished to the answer's last byte.

@@ -14,7 +14,6 @@ public static class OrtThreads
 {
     private static readonly Lock Gate = new();
     private static int? _sharedThreads;
-    private static bool _unavailable;
 
     /// <summary>
     /// Whether sessions may use the shared pool (<see cref="SessionOptions.DisablePerSessionThreads"/>): true once the
@@ -34,9 +33,8 @@ public static class OrtThreads
                 }
                 return true;
             }
-            if (_unavailable || OrtEnv.IsCreated)
+            if (OrtEnv.IsCreated)
             {
-                _unavailable = true;
                 logger.LogWarning("ONNX Runtime's environment was created without a shared thread pool; each session keeps its own");
                 return false;
             }
