@@ -9,6 +9,7 @@ model card measured with it against held-out faces (never trained on, by the jud
 Figures (judge_images):
 - class accuracy: the judge names the class the image was generated for, counting JUDGE_GROUPS as one
   (0/O; 1/I/l/|; Ð/Đ). "Real": the same on held-out renders, one per generated image, same classes.
+  Beside it, as a diagnostic, the accuracy up to the marks (glyphs.base_of: an A named for an À is a hit).
 - FD: Fréchet distance of the judge's pooled features to held-out reference renders, beside the real
   floor (the real renders' FD to the same reference).
 - edge width at the served resolution: the mean width, in pixels, of the band between 10 % and 90 %
@@ -71,6 +72,12 @@ def reduced(images_u8, chunk: int = 2048) -> torch.Tensor:
 
 def grouped(labels: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(glyphs.judge_group_of())[labels]
+
+
+def base_hits(predicted: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The verdicts up to the marks: the judge named the generated class's base letter or a marked form of it."""
+    base = torch.as_tensor(glyphs.base_of())
+    return grouped(base[predicted]) == grouped(base[labels])
 
 
 @torch.no_grad()
@@ -186,8 +193,9 @@ def judge_images(images01: torch.Tensor, labels: torch.Tensor, real: bool = True
     judge = load_judge()
     res = images01.shape[-1]
     x = to_judge_input(images01)
-    out = dict(resolution=res, samples=len(labels), accuracy=(grouped(predict(judge, x)) == grouped(labels)).float().mean().item(),
-               edge_width=edge_width(images01))
+    predicted = predict(judge, x)
+    out = dict(resolution=res, samples=len(labels), accuracy=(grouped(predicted) == grouped(labels)).float().mean().item(),
+               base_accuracy=base_hits(predicted, labels).float().mean().item(), edge_width=edge_width(images01))
     real_x, real_y, used = real_renders(labels.tolist(), res)
     ref = reference_features(used)
     out["fd"] = frechet_distance(judge.pooled(x), ref)
@@ -277,7 +285,8 @@ def main(argv=None) -> int:
             from .export import annotate, judged_metadata
             annotate(args.annotate, judged_metadata(r))
             print(f"wrote the figures into {args.annotate}'s metadata")
-        print(f"{r['samples']} images at {r['resolution']} px: class accuracy {r['accuracy']:.4f} (real {r['real_accuracy']:.4f}), "
+        print(f"{r['samples']} images at {r['resolution']} px: class accuracy {r['accuracy']:.4f} (real {r['real_accuracy']:.4f}; "
+              f"up to the marks {r['base_accuracy']:.4f}), "
               f"FD {r['fd']:.2f} (real {r['real_fd']:.2f}, ratio {r['fd'] / r['real_fd']:.2f}), "
               f"edge width {r['edge_width']:.2f} px (real {r['real_edge_width']:.2f}, ratio {r['edge_width'] / r['real_edge_width']:.2f})")
         import json

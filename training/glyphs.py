@@ -89,6 +89,15 @@ def judge_group_of() -> list[int]:
     return out
 
 
+def base_of() -> list[int]:
+    """Class id -> the id of its base letter, the first character of its canonical decomposition (U+00C0 -> A;
+    U+0133 and U+0141 have none and stay). A diagnostic, not a goal: accuracy up to the marks tells a model that
+    draws the wrong letter from one that draws the right letter with the wrong mark."""
+    import unicodedata
+    firsts = [unicodedata.normalize("NFD", ch)[0] for ch in CHARS]
+    return [CHARS.index(f) if f in CHARS else i for i, f in enumerate(firsts)]
+
+
 @dataclass
 class Face:
     path: str

@@ -33,6 +33,18 @@ def test_the_class_list_has_284_characters_named_by_character_and_code_point():
     assert sum(g != i for i, g in enumerate(group)) == 5                  # O, I, l, |, Đ join a group
 
 
+def test_accuracy_up_to_the_marks_counts_the_right_letter_with_the_wrong_mark_only():
+    from training.glyph_judge import base_hits
+    ix = glyphs.CHARS.index
+    base = glyphs.base_of()
+    assert base[ix("\u00C0")] == base[ix("\u00C3")] == ix("A") and base[ix("\u0107")] == ix("c")
+    assert base[ix("\u0141")] == ix("\u0141") and base[ix("\u0133")] == ix("\u0133")    # no decomposition: itself
+    assert sum(b != i for i, b in enumerate(base)) == 161
+    labels = torch.tensor([ix("\u00C0"), ix("\u00C0"), ix("\u00C0"), ix("\u00D2"), ix("\u0141")])
+    named = torch.tensor([ix("\u00C3"), ix("A"), ix("B"), ix("0"), ix("L")])    # wrong mark, no mark, wrong letter,
+    assert base_hits(named, labels).tolist() == [True, True, False, True, False]   # O's judge group, stroke lost
+
+
 def test_design_clusters_keep_clones_of_one_design_on_one_side_of_the_split():
     assert glyphs.cluster_of("TeX Gyre Termes") == glyphs.cluster_of("Liberation Serif") == "Times"
     assert glyphs.cluster_of("Latin Modern Roman") == glyphs.cluster_of("CMU Serif") == "Computer Modern"
