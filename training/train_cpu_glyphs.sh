@@ -3,7 +3,8 @@
 # carried models and their figures through the C# sampler (the service's own), as models/MODELS.md reports.
 #   training/train_cpu_glyphs.sh                 # about 2.5 hours on the project's 2-core box
 #   MINUTES=10 PER_CLASS_STEP=20 training/train_cpu_glyphs.sh   # a quick look (every 20th class judged)
-# STAGE=judge skips to the sweep and the figures (the trunk's checkpoint must exist). SAMPLER_TABLE=0 skips the sampler
+# STAGE=judge skips to the sweep and the figures (the trunk's checkpoint must exist). SWEEP="1 2 3" SWEEP_STEP=1 sweeps
+# those weights over all 284 classes (default: 0 2 5 8 over every 12th). SAMPLER_TABLE=0 skips the sampler
 # table (the models keep the sampler and steps they name, DDIM 50 when none): on a slow box it is the longest stage.
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -25,12 +26,18 @@ fi
 dotnet build src/RinServe.Cli -c Release --nologo -v q >/dev/null
 mkdir -p runs/glyph-256 runs/glyph-768 runs/glyph-1024
 
-stage "guidance sweep at 256 px (every 12th class, C# sampler)"
+sweep_step=${SWEEP_STEP:-12}       # the sweep judges every sweep_step-th class (1: all 284, one process per weight)
+stage "guidance sweep at 256 px (every ${sweep_step}th class, C# sampler)"
 $py -m training.export "$run/ckpt.pt" runs/glyph-256/glyph-256.onnx --force >/dev/null
 for w in ${SWEEP:-0 2 5 8}; do
   rm -rf "runs/glyph-256/sweep-$w"
-  for c in $(seq 0 12 283); do gen --model runs/glyph-256/glyph-256.onnx --class "$c" --guidance "$w" --seed 7 --threads 2 \
-      --out "runs/glyph-256/sweep-$w/s-c$c-0.png"; done
+  if [ "$sweep_step" = 1 ]; then
+    gen --model runs/glyph-256/glyph-256.onnx --class all --guidance "$w" --seed 7 --threads 2 --out "runs/glyph-256/sweep-$w/s.png"
+    for f in "runs/glyph-256/sweep-$w"/s-c*.png; do mv "$f" "${f%.png}-0.png"; done
+  else
+    for c in $(seq 0 "$sweep_step" 283); do gen --model runs/glyph-256/glyph-256.onnx --class "$c" --guidance "$w" --seed 7 \
+        --threads 2 --out "runs/glyph-256/sweep-$w/s-c$c-0.png"; done
+  fi
   echo "guidance $w: $($py -m training.glyph_judge folder "runs/glyph-256/sweep-$w" --record "runs/glyph-256/sweep-$w.json" | head -1)"
 done | tee runs/glyph-256/sweep.txt
 # training.export's rule: the most accurate weight whose FD is within 3x the floor, else the smallest FD.
