@@ -5,6 +5,7 @@ model card measured with it against held-out faces (never trained on, by the jud
     /usr/bin/python3 -m training.glyph_judge folder DIR             # the C# CLI's images in DIR
     /usr/bin/python3 -m training.glyph_judge resolutions            # held-out accuracy vs the resolution
                                                                     #   renders are reduced to (input scale b)
+    /usr/bin/python3 -m training.glyph_judge class-gap CKPT         # the x0 error with the true class and another
 
 Figures (judge_images):
 - class accuracy: the judge names the class the image was generated for, counting JUDGE_GROUPS as one
@@ -249,6 +250,41 @@ def judge_folder_paired(folder: str, bootstrap: int = 200, seed: int = 0) -> dic
                           frechet_distance(judge.pooled(to_judge_input(real_x)), ref), bootstrap, seed)
 
 
+@torch.no_grad()
+def class_gap(checkpoint: str, ts=(0.95, 0.85), n: int = 64, seed: int = 0) -> list[dict]:
+    """How much a trunk uses its class where the class decides the image: the x0 error (in [-1, 1] image units,
+    per pixel) on n held-out renders at fixed t, given the true class and given another image's class (a fixed
+    derangement), the same noise for both; no self-conditioning latents. A model that ignores the class scores
+    the two alike; the gap grows as it learns to draw the named character."""
+    from .diffusion import Schedule, normalize, to_x0
+    from .model import RIN, RINConfig
+    state = torch.load(checkpoint, map_location="cpu")
+    cfg = state["config"]
+    model = RIN(RINConfig(**cfg["model"]))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["ema"].items()})
+    model.eval()
+    res, b = model.cfg.resolution, cfg["input_scale"]
+    images, labels, _ = glyphs.load(res, "heldout")
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(labels), generator=g)[:n].sort().values
+    x0 = torch.from_numpy(np.asarray(images[pick.numpy()])).float() / 127.5 - 1
+    y = torch.from_numpy(labels)[pick]
+    other = y[torch.roll(torch.arange(n), 1)]
+    latents = torch.zeros(n, model.cfg.num_latents, model.cfg.latent_dim)
+    rows = []
+    for t in ts:
+        gamma = Schedule(cfg["train_schedule"])(torch.tensor([t])).float().item()
+        eps = torch.randn(x0.shape, generator=g)
+        x_t = gamma ** 0.5 * x0 * b + (1 - gamma) ** 0.5 * eps
+        x_in = normalize(x_t) if cfg["normalize_input"] else x_t
+        row = dict(t=t, images=n, step=state.get("step"))
+        for name, cls in (("true", y), ("other", other)):
+            pred, _ = model(x_in, torch.full((n,), gamma), cls, latents)
+            row[name] = ((to_x0(pred, x_t, torch.full((n, 1, 1, 1), gamma), cfg["prediction"]) / b - x0) ** 2).mean().item()
+        rows.append(row)
+    return rows
+
+
 def resolution_sweep(sizes=(16, 24, 32, 48, 64, 128)) -> list[dict]:
     """Held-out renders at SOURCE_RES, area-reduced to r px and bilinearly enlarged back, judged: the
     smallest r at which the class survives is the data's effective resolution (input scale b = r / R)."""
@@ -267,8 +303,8 @@ def resolution_sweep(sizes=(16, 24, 32, 48, 64, 128)) -> list[dict]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["train", "folder", "resolutions"])
-    ap.add_argument("folder", nargs="?")
+    ap.add_argument("command", choices=["train", "folder", "resolutions", "class-gap"])
+    ap.add_argument("folder", nargs="?", help="folder: the images; class-gap: a training checkpoint (ckpt.pt, or a slim one)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--record", help="folder: write the figures to this JSON file")
@@ -291,6 +327,11 @@ def main(argv=None) -> int:
               f"edge width {r['edge_width']:.2f} px (real {r['real_edge_width']:.2f}, ratio {r['edge_width'] / r['real_edge_width']:.2f})")
         import json
         print(json.dumps(r))
+        return 0
+    if args.command == "class-gap":
+        for row in class_gap(args.folder):
+            print(f"t = {row['t']}: x0 error {row['true']:.4f} with the true class, {row['other']:.4f} with another "
+                  f"({row['images']} held-out renders; the checkpoint's run at step {row['step']})")
         return 0
     if args.command == "resolutions":
         for row in resolution_sweep():
