@@ -106,3 +106,31 @@ def test_edge_width_tells_a_native_render_from_an_enlarged_one():
     enlarged = F.interpolate(small[None, None], size=(512, 512), mode="bilinear", align_corners=False)[0]
     sharp, blurred = edge_width(native[None, None]), edge_width(enlarged[None])
     assert sharp < 1.0 and blurred > 2.0, (sharp, blurred)
+
+
+def test_class_gap_compares_the_true_class_with_another_on_the_same_noise(tmp_path, monkeypatch):
+    from training.glyph_judge import class_gap
+    from training.fixtures import TINY, tiny_model
+    from training.model import RINConfig
+    face = dejavu_faces(1)[0]
+    face.cluster, face.split = "A", "heldout"
+    glyphs.build(32, str(tmp_path), [face], workers=1, splits=("heldout",))
+    monkeypatch.setattr(glyphs, "DATA_DIR", str(tmp_path))
+    model = tiny_model(cfg=RINConfig(**{**TINY.to_dict(), "resolution": 32, "patch_size": 8, "num_classes": 284,
+                                         "class_names": []}))
+    config = dict(model=model.cfg.to_dict(), input_scale=0.5, prediction="x", normalize_input=True, train_schedule="cosine")
+
+    def gap(path):
+        torch.save(dict(ema=model.state_dict(), config=config, step=7), path)
+        return class_gap(str(path), n=16)
+
+    with torch.no_grad():
+        model.class_embed.weight.normal_(0, 3.0)
+    told = gap(tmp_path / "told.pt")
+    assert [r["t"] for r in told] == [0.95, 0.85] and all(r["step"] == 7 and r["images"] == 16 for r in told)
+    assert all(abs(r["true"] - r["other"]) > 1e-4 for r in told)          # the class changes the prediction
+    with torch.no_grad():
+        model.class_embed.weight.zero_()                                   # a model blind to its class
+    blind = gap(tmp_path / "blind.pt")
+    assert all(abs(r["true"] - r["other"]) < 1e-6 for r in blind)
+    assert all(r["true"] > 0 for r in blind)
