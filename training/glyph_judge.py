@@ -311,6 +311,8 @@ def main(argv=None) -> int:
     ap.add_argument("--annotate", help="folder: write the figures into this ONNX file's metadata (the model that "
                     "made the images)")
     args = ap.parse_args(argv)
+    if args.command in ("folder", "class-gap") and not args.folder:
+        ap.error(f"{args.command} needs a {'folder' if args.command == 'folder' else 'checkpoint'}")
     if args.command == "folder":
         r = judge_folder(args.folder)
         if args.record:
