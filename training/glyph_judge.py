@@ -257,12 +257,9 @@ def class_gap(checkpoint: str, ts=(0.95, 0.85), n: int = 64, seed: int = 0) -> l
     derangement), the same noise for both; no self-conditioning latents. A model that ignores the class scores
     the two alike; the gap grows as it learns to draw the named character."""
     from .diffusion import Schedule, normalize, to_x0
-    from .model import RIN, RINConfig
-    state = torch.load(checkpoint, map_location="cpu")
+    from .export import model_from_checkpoint
+    model, state = model_from_checkpoint(checkpoint)     # the EMA weights (a --half slim file's too, cast on load)
     cfg = state["config"]
-    model = RIN(RINConfig(**cfg["model"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["ema"].items()})
-    model.eval()
     res, b = model.cfg.resolution, cfg["input_scale"]
     images, labels, _ = glyphs.load(res, "heldout")
     g = torch.Generator().manual_seed(seed)

@@ -27,7 +27,7 @@ dotnet build src/RinServe.Cli -c Release --nologo -v q >/dev/null
 mkdir -p runs/glyph-256 runs/glyph-768 runs/glyph-1024
 
 sweep_step=${SWEEP_STEP:-12}       # the sweep judges every sweep_step-th class (1: all 284, one process per weight)
-stage "guidance sweep at 256 px (every ${sweep_step}th class, C# sampler)"
+stage "guidance sweep at 256 px (one class in ${sweep_step}, C# sampler)"
 $py -m training.export "$run/ckpt.pt" runs/glyph-256/glyph-256.onnx --force >/dev/null
 for w in ${SWEEP:-0 2 5 8}; do
   rm -rf "runs/glyph-256/sweep-$w"
