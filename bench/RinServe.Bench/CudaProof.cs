@@ -22,6 +22,9 @@ internal static class CudaProof
         var o = ProofArguments.Parse(args);
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         Directory.CreateDirectory(o.Out);
+        // The process's ONNX Runtime environment is made by its first ORT call. Made here, as the service makes it (with the
+        // shared intra-op pool of the default options), so that the ModelLoader sessions below run as the service's do.
+        OrtThreads.EnsureShared(new OnnxModelOptions().IntraOpThreads, NullLogger.Instance);
         var report = new ProofReport
         {
             OrtVersion = OrtEnv.Instance().GetVersionString(),

@@ -1,6 +1,19 @@
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Logging.Abstractions;
 using static RinServe.Onnx.Tests.OnnxModels;
 
 namespace RinServe.Onnx.Tests;
+
+/// <summary>
+/// ONNX Runtime's environment is process-wide and made by the first ORT call of any test. Made here, before every test,
+/// as the service makes it (the shared pool), so that no test's outcome depends on which test happened to run first: a
+/// CUDA-proof test's <c>OrtEnv.Instance()</c> ahead of every model load once left the whole run without a shared pool.
+/// </summary>
+internal static class OrtEnvironmentForTests
+{
+    [ModuleInitializer]
+    internal static void MakeTheSharedPoolFirst() => OrtThreads.EnsureShared(1, NullLogger.Instance);
+}
 
 /// <summary>Counts the process's threads, so nothing else may load models meanwhile.</summary>
 [CollectionDefinition(nameof(SharedThreadPoolTests), DisableParallelization = true)]
