@@ -5,7 +5,8 @@
 #   MINUTES=10 PER_CLASS_STEP=20 training/train_cpu_glyphs.sh   # a quick look (every 20th class judged)
 # STAGE=judge skips to the sweep and the figures (the trunk's checkpoint must exist). SWEEP="1 2 3" SWEEP_STEP=1 sweeps
 # those weights over all 284 classes (default: 0 2 5 8 over every 12th). SAMPLER_TABLE=0 skips the sampler
-# table (the models keep the sampler and steps they name, DDIM 50 when none): on a slow box it is the longest stage.
+# table (the models keep the sampler and steps they name, DDIM 50 when none): on a slow box it is the longest stage;
+# TABLE_SEEDS=1 halves it (one seed a class, 284 images a row, default 2).
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 py=${PYTHON:-/usr/bin/python3}
@@ -15,6 +16,19 @@ step1024=${PER_CLASS_STEP_1024:-8} # and at 1024 px (8: 36 classes; all 284 cost
 stage() { echo "== $(date -u +%H:%M:%S) $*"; }
 cli=src/RinServe.Cli/bin/Release/net10.0/RinServe.Cli.dll
 gen() { dotnet "$cli" "$@" >/dev/null 2>&1; }
+# One image of every every-th class at one seed, into dir as s-c<class>-0.png (what glyph_judge folder reads): all 284
+# in one CLI process (one batch: about 5 GB at 768 px, 9 GB at 1024) when every is 1, else a process per class.
+images() {  # model dir every seed [more CLI options]
+  local model=$1 dir=$2 every=$3 seed=$4; shift 4
+  rm -rf "$dir"
+  if [ "$every" = 1 ]; then
+    gen --model "$model" --class all --seed "$seed" --threads 2 --out "$dir/s.png" "$@"
+    for f in "$dir"/s-c*.png; do mv "$f" "${f%.png}-0.png"; done
+  else
+    for c in $(seq 0 "$every" 283); do gen --model "$model" --class "$c" --seed "$seed" --threads 2 \
+        --out "$dir/s-c$c-0.png" "$@"; done
+  fi
+}
 
 if [ "${STAGE:-all}" = all ]; then
   training/glyph_fonts.sh
@@ -30,14 +44,7 @@ sweep_step=${SWEEP_STEP:-12}       # the sweep judges every sweep_step-th class 
 stage "guidance sweep at 256 px (one class in ${sweep_step}, C# sampler)"
 $py -m training.export "$run/ckpt.pt" runs/glyph-256/glyph-256.onnx --force >/dev/null
 for w in ${SWEEP:-0 2 5 8}; do
-  rm -rf "runs/glyph-256/sweep-$w"
-  if [ "$sweep_step" = 1 ]; then
-    gen --model runs/glyph-256/glyph-256.onnx --class all --guidance "$w" --seed 7 --threads 2 --out "runs/glyph-256/sweep-$w/s.png"
-    for f in "runs/glyph-256/sweep-$w"/s-c*.png; do mv "$f" "${f%.png}-0.png"; done
-  else
-    for c in $(seq 0 "$sweep_step" 283); do gen --model runs/glyph-256/glyph-256.onnx --class "$c" --guidance "$w" --seed 7 \
-        --threads 2 --out "runs/glyph-256/sweep-$w/s-c$c-0.png"; done
-  fi
+  images runs/glyph-256/glyph-256.onnx "runs/glyph-256/sweep-$w" "$sweep_step" 7 --guidance "$w"
   echo "guidance $w: $($py -m training.glyph_judge folder "runs/glyph-256/sweep-$w" --record "runs/glyph-256/sweep-$w.json" | head -1)"
 done | tee runs/glyph-256/sweep.txt
 # training.export's rule: the most accurate weight whose FD is within 3x the floor, else the smallest FD.
@@ -53,13 +60,13 @@ for res in 768 1024; do
 done
 
 if [ "${SAMPLER_TABLE:-1}" = 1 ]; then
-  stage "sampler and steps at 256 px: training.sampler_table, all 284 classes, 2 seeds each, judged"
+  stage "sampler and steps at 256 px: training.sampler_table, all 284 classes, ${TABLE_SEEDS:-2} seeds each, judged"
   table=runs/glyph-sampler-table
   rm -rf "$table"
   $py -m training.sampler_table run "$table" --judge glyph --guidance "$guidance" --model runs/glyph-256/glyph-256.onnx \
-      --samplers ddim --steps "${DDIM_STEPS:-10,20,50}" --per-class 2 2>/dev/null
+      --samplers ddim --steps "${DDIM_STEPS:-10,20,50}" --per-class "${TABLE_SEEDS:-2}" 2>/dev/null
   $py -m training.sampler_table run "$table" --judge glyph --guidance "$guidance" --model runs/glyph-256/glyph-256.onnx \
-      --samplers dpmpp-2m --steps "${DPM_STEPS:-8,10,15,20}" --per-class 2 2>/dev/null
+      --samplers dpmpp-2m --steps "${DPM_STEPS:-8,10,15,20}" --per-class "${TABLE_SEEDS:-2}" 2>/dev/null
   $py -m training.sampler_table report "$table" --plot models/glyph-sampler-table.png | tee "$table/table.md"
   $py -m training.sampler_table apply "$table" --files models/glyph-768.onnx models/glyph-1024.onnx
 fi
@@ -67,14 +74,7 @@ fi
 for res in 768 1024; do
   [ "$res" = 1024 ] && step=$step1024
   stage "$res px: the default request (the model's sampler, steps and guidance) for every ${step}th class, C# sampler, judged"
-  rm -rf "runs/glyph-$res/judge"
-  if [ "$step" = 1 ] && [ "$res" = 768 ]; then   # one process, one batch of all 284 (about 5 GB at 768 px)
-    gen --model "models/glyph-$res.onnx" --class all --seed 1000 --threads 2 --out "runs/glyph-$res/judge/s.png"
-    for f in "runs/glyph-$res/judge"/s-c*.png; do mv "$f" "${f%.png}-0.png"; done   # the judge reads <name>-c<class>-<i>.png
-  else
-    for c in $(seq 0 "$step" 283); do gen --model "models/glyph-$res.onnx" --class "$c" --seed 1000 --threads 2 \
-        --out "runs/glyph-$res/judge/s-c$c-0.png"; done
-  fi
+  images "models/glyph-$res.onnx" "runs/glyph-$res/judge" "$step" 1000
   $py -m training.glyph_judge folder "runs/glyph-$res/judge" --record "runs/glyph-$res/judged-cli.json" \
       --annotate "models/glyph-$res.onnx"
 done
