@@ -61,7 +61,7 @@ def carry(trunk_path: str, resolution: int, lattice: int = 0, native_head: bool 
     if missing:
         raise ValueError(f"trunk lacks tensors for: {', '.join(sorted(missing))}")
     return model.eval(), dict(config=cfg, ema=model.state_dict(), model=model.state_dict(), step=state["step"],
-                              elapsed=state["elapsed"], history=state["history"][-200:],
+                              steps_before=state.get("steps_before", 0), elapsed=state["elapsed"], history=state["history"][-200:],
                               samples_seen=state.get("samples_seen", state["step"] * cfg["batch_size"]),
                               carried_from=dict(path=trunk_path, sha256=file_sha256(trunk_path),
                                                 lattice=lattice))

@@ -23,6 +23,7 @@ import onnx
 import torch
 
 from .model import RIN, RINConfig
+from .train import trained_steps
 
 OPSET = 17
 MAX_FILE_MB = 20          # a model must stay small enough for git (models/ holds four)
@@ -287,7 +288,7 @@ def main(argv=None) -> int:
         extra["rin.default_guidance"] = f"{args.guidance:g}"
     meta = metadata(model, name=cfg["name"], prediction=cfg["prediction"], input_scale=cfg["input_scale"],
                     normalize_input=cfg["normalize_input"], train_schedule=cfg["train_schedule"],
-                    dataset=cfg["dataset"], train_steps=state["step"], trained=True, extra=extra)
+                    dataset=cfg["dataset"], train_steps=trained_steps(state), trained=True, extra=extra)
     if half is not None:
         meta["rin.storage"] = f"tensors of {half}+ values stored as float16, computed in float32"
     export_onnx(model, args.out, meta, half_min_elements=half)

@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-KEEP = ("ema", "config", "step", "elapsed", "samples_seen")
+KEEP = ("ema", "config", "step", "steps_before", "elapsed", "samples_seen")
 
 
 def slim(src: str, dst: str, half: bool = False) -> dict:

@@ -206,6 +206,12 @@ def init_from_checkpoint(model: RIN, path: str, input_scale: float) -> list[str]
     return taken
 
 
+def trained_steps(state: dict) -> int:
+    """The optimizer steps behind a checkpoint's weights in all: its own, plus those of the chain of checkpoints it
+    was initialized from (init_from; carried in `steps_before`, which older checkpoints lack: they count their own)."""
+    return int(state.get("steps_before", 0)) + int(state["step"])
+
+
 def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = False) -> dict:
     from tqdm import tqdm
     check_writable(cfg.out_dir)
@@ -221,22 +227,25 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
     opt = Lamb(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     schedule = Schedule(cfg.train_schedule)
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
-    step, elapsed, history = 0, 0.0, []
+    step, elapsed, history, before = 0, 0.0, [], 0
     if resume and os.path.exists(ckpt_path):
         state = torch.load(ckpt_path, map_location=device)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
+        before = state.get("steps_before", 0)
         print(f"resumed {ckpt_path} at step {step}", file=sys.stderr)
     elif cfg.init_from:
         taken = init_from_checkpoint(model, cfg.init_from, cfg.input_scale)
         ema.load_state_dict(model.state_dict())
-        print(f"initialized {len(taken)} tensors from {cfg.init_from}", file=sys.stderr)
+        before = trained_steps(torch.load(cfg.init_from, map_location="cpu"))
+        print(f"initialized {len(taken)} tensors from {cfg.init_from} ({before} steps behind them)", file=sys.stderr)
 
     def save():
         state = dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step,
-                     elapsed=elapsed, history=history, config=asdict(cfg), samples_seen=step * cfg.batch_size)
+                     elapsed=elapsed, history=history, config=asdict(cfg), samples_seen=step * cfg.batch_size,
+                     steps_before=before)
         torch.save(state, ckpt_path + ".tmp")
         os.replace(ckpt_path + ".tmp", ckpt_path)               # never a half-written checkpoint
 
@@ -283,7 +292,7 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
     elapsed = time.time() - start
     save()
     sample_grid(ema, cfg, os.path.join(cfg.out_dir, "samples-final.png"))
-    summary = dict(name=cfg.name, steps=step, samples_seen=step * cfg.batch_size, minutes=elapsed / 60,
+    summary = dict(name=cfg.name, steps=step, steps_in_all=before + step, samples_seen=step * cfg.batch_size, minutes=elapsed / 60,
                    final_loss=sum(history[-200:]) / max(1, len(history[-200:])), params=model.num_params(),
                    device=device, torch=torch.__version__)
     with open(os.path.join(cfg.out_dir, "summary.json"), "w") as f:

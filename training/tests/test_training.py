@@ -460,3 +460,35 @@ def test_a_fine_tuned_models_record_names_the_very_file_and_figures_can_be_writt
     annotate(out, judged_metadata(dict(record, accuracy=0.5)))
     assert read_metadata(out)["rin.class_accuracy"] == "0.5000" and read_metadata(out)["rin.name"] == "tiny-16"
     assert onnx.load(out).graph.SerializeToString() == graph
+
+
+def test_a_continuation_counts_the_steps_behind_the_weights_it_starts_from_and_the_file_says_so(tmp_path):
+    """rin.train_steps is every optimizer step behind the weights: a run started from another's checkpoint
+    (init_from) adds its own steps to the chain's, through training.slim and training.export alike."""
+    from PIL import Image
+    from training.export import main as export_main
+    from training.slim import slim
+    from training.train import train, trained_steps
+    data = tmp_path / "data"
+    for i in range(TINY.num_classes):
+        (data / f"c{i}").mkdir(parents=True)
+        Image.new("L", (16, 16), i * 20).save(data / f"c{i}" / "0.png")
+
+    def run(name, steps, init_from=""):
+        cfg = load_config(None, [f"model.{k}={json.dumps(v)}" for k, v in TINY.to_dict().items() if k != "class_names"]
+                          + [f"dataset={data}", f"out_dir={tmp_path / name}", f"name={name}", f"steps={steps}",
+                             "batch_size=2", "sample_every=0", "sample_steps=2", f"init_from={init_from}"])
+        summary = train(cfg, "cpu", quiet=True)
+        return summary, torch.load(tmp_path / name / "ckpt.pt")
+
+    first, state = run("first", 3)
+    assert (first["steps"], first["steps_in_all"], trained_steps(state)) == (3, 3, 3)
+    slim(str(tmp_path / "first" / "ckpt.pt"), str(tmp_path / "first.pt"), half=True)
+    second, state = run("second", 2, init_from=str(tmp_path / "first.pt"))
+    assert (second["steps"], second["steps_in_all"], state["step"], trained_steps(state)) == (2, 5, 2, 5)
+    slim(str(tmp_path / "second" / "ckpt.pt"), str(tmp_path / "second.pt"))
+    third, _ = run("third", 1, init_from=str(tmp_path / "second.pt"))
+    assert third["steps_in_all"] == 6
+    out = str(tmp_path / "m.onnx")
+    assert export_main([str(tmp_path / "third" / "ckpt.pt"), out, "--float32"]) == 0
+    assert read_metadata(out)["rin.train_steps"] == "6"
