@@ -77,7 +77,7 @@ public sealed class SigtermTests
     {
         using var gate = new StepGateFifo(gatedClass: 1);
         await using var service = ServiceProcess.Start("all", ProcessSettings.For("all", null, "", [.. Common, .. gate.Settings,
-            ("RinServe__ShutdownDrainTimeout", "00:00:40"), ("RinServe__ShutdownResultGrace", "00:00:03")]));
+            ("RinServe__ShutdownDrainTimeout", "00:00:40"), ("RinServe__ShutdownResultGrace", "00:00:10")]));
         await service.WaitHealthyAsync("/healthz/ready", TimeSpan.FromSeconds(60));
         using var client = new HttpClient { BaseAddress = new Uri(service.Url), Timeout = TimeSpan.FromSeconds(60) };
         // The first job is held at the step gate (after its first step) until the drill has seen the refusals.
@@ -114,8 +114,8 @@ public sealed class SigtermTests
             Assert.Equal(HttpStatusCode.OK, image.StatusCode);
             Assert.Equal("image/png", image.Content.Headers.ContentType?.MediaType);
         }
-        var exit = await service.WaitForExitAsync(TimeSpan.FromSeconds(30));
-        Assert.True(exit == 0, $"exit {exit?.ToString() ?? "none within 30 s"}:\n{service.Output}");
+        var exit = await service.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(exit == 0, $"exit {exit?.ToString() ?? "none within 60 s"}:\n{service.Output}");
         Assert.Contains("Every accepted job finished", service.Output);
     }
 }
