@@ -56,7 +56,7 @@ def carry(trunk_path: str, resolution: int, lattice: int = 0, native_head: bool 
     cfg.update(model=model_cfg, name=f"{cfg['name'].split('-')[0]}-{resolution}", input_scale=cfg["input_scale"] / f,
                init_from=trunk_path, out_dir=os.path.dirname(trunk_path))
     model = RIN(RINConfig(**model_cfg))
-    taken = init_from_checkpoint(model, trunk_path, cfg["input_scale"])
+    taken = init_from_checkpoint(model, state, cfg["input_scale"])
     missing = {k for k in model.state_dict()} - set(taken)
     if missing:
         raise ValueError(f"trunk lacks tensors for: {', '.join(sorted(missing))}")

@@ -155,7 +155,7 @@ def sample_grid(ema, cfg: TrainConfig, path: str, per_class: int = 4, max_res: i
     save_grid(imgs, path, nrow=per_class)
 
 
-def init_from_checkpoint(model: RIN, path: str, input_scale: float) -> list[str]:
+def init_from_checkpoint(model: RIN, source: str | dict, input_scale: float) -> list[str]:
     """Start from another run's EMA weights where names and shapes match: e.g. the 64 px trunk
     reused at 512 px with patches f = 8 times larger (same 8 x 8 token grid). The two
     resolution-specific ends are carried over by nearest upsampling, so the new model starts as
@@ -168,7 +168,7 @@ def init_from_checkpoint(model: RIN, path: str, input_scale: float) -> list[str]
       predicts at head_resolution and resizes in the graph): it is only scaled.
     Without variance normalization of the input (normalize_input false) this is exact in
     distribution for images upsampled from the old resolution; training.carry builds such models."""
-    src_state = torch.load(path, map_location="cpu")
+    src_state = torch.load(source, map_location="cpu") if isinstance(source, str) else source   # a path or its loaded state
     src, src_cfg = src_state["ema"], src_state["config"]
     src = {k: v.float() if v.is_floating_point() else v for k, v in src.items()}   # a --half slim file too
     dst = model.state_dict()
@@ -237,9 +237,10 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
         before = state.get("steps_before", 0)
         print(f"resumed {ckpt_path} at step {step}", file=sys.stderr)
     elif cfg.init_from:
-        taken = init_from_checkpoint(model, cfg.init_from, cfg.input_scale)
+        src = torch.load(cfg.init_from, map_location="cpu")
+        taken = init_from_checkpoint(model, src, cfg.input_scale)
         ema.load_state_dict(model.state_dict())
-        before = trained_steps(torch.load(cfg.init_from, map_location="cpu"))
+        before = trained_steps(src)
         print(f"initialized {len(taken)} tensors from {cfg.init_from} ({before} steps behind them)", file=sys.stderr)
 
     def save():
