@@ -46,26 +46,32 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
         var statuses = new Dictionary<int, int>();
         var clock = Stopwatch.StartNew();
         TimeSpan? down = null, up = null, firstAcceptAfter = null;
-        // Redis goes down 2 s into the trickle and is back a second later, while requests keep coming.
+        // Redis goes down once the trickle has 5 accepted jobs and is back a second later (the outage), while requests
+        // keep coming.
+        var fiveAccepted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var restart = Task.Run(async () =>
         {
-            await Task.Delay(2000);
+            await fiveAccepted.Task;
             down = clock.Elapsed;
             await (signal == "SIGTERM" ? redis.TerminateAsync() : redis.StopAsync());
             await Task.Delay(1000);
             await redis.StartProcessAsync();
             up = clock.Elapsed;
         });
-        // The trickle runs at least 10 s and past the restart, and on a slow machine (a request can take seconds there)
-        // until it has 10 accepted jobs, 3 of them after Redis was back: counted, not timed. 300 requests at most.
+        // The trickle runs past the restart until it has 10 accepted jobs, 3 of them after Redis was back: counted, not
+        // timed, so a slow machine (where a request can take seconds) runs the same drill. 300 requests at most.
         var acceptedAfterBack = 0;
-        for (var i = 0; i < 300 && (clock.Elapsed < TimeSpan.FromSeconds(10) || !restart.IsCompleted || accepted.Count < 10 || acceptedAfterBack < 3); i++)
+        for (var i = 0; i < 300 && (!restart.IsCompleted || accepted.Count < 10 || acceptedAfterBack < 3); i++)
         {
             var response = await ProcessSettings.PostAsync(client, $"class={i % 10}&steps=20&seed={i}&webhook={Uri.EscapeDataString(receiver.Url)}");
             statuses[(int)response.StatusCode] = statuses.GetValueOrDefault((int)response.StatusCode) + 1;
             if (response.StatusCode == HttpStatusCode.Accepted)
             {
                 accepted.Add(response.Headers.GetValues("X-Job-Id").Single());
+                if (accepted.Count == 5)
+                {
+                    fiveAccepted.TrySetResult();
+                }
                 if (up is { } back)
                 {
                     firstAcceptAfter ??= clock.Elapsed - back;
@@ -80,6 +86,7 @@ public sealed class FaultSuiteTests(ITestOutputHelper output)
             }
             await Task.Delay(100);
         }
+        Assert.True(fiveAccepted.Task.IsCompleted, $"the trickle never had 5 accepted jobs, so Redis was never restarted:\n{api.Output}");
         await restart;
 
         await WaitAllAsync(client, accepted, "succeeded", TimeSpan.FromSeconds(90));
