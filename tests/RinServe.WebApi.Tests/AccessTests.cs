@@ -151,10 +151,13 @@ public sealed class AccessTests
     [Fact]
     public async Task Full_queue_answers_429_with_retry_after()
     {
-        await using var factory = new RinServeFactory(new Dictionary<string, string?> { ["Jobs:MaxQueueLength"] = "1" });
+        // The gate holds the first job running after its first step: the queue (running jobs count) is surely full.
+        using var gate = new HeldJobGate(gatedClass: 1);
+        await using var factory = new RinServeFactory(new Dictionary<string, string?> { ["Jobs:MaxQueueLength"] = "1" }, gate);
         var client = factory.CreateClient();
-        var busy = await client.SendAsync(Post("/generate?class=1&steps=20000", null));
+        var busy = await client.SendAsync(Post("/generate?class=1&steps=20", null));
         Assert.Equal(HttpStatusCode.Accepted, busy.StatusCode);
+        Assert.Equal(busy.Headers.GetValues("X-Job-Id").Single(), await gate.Held.WaitAsync(TimeSpan.FromSeconds(60)));
         var refused = await client.SendAsync(Post("/generate?class=1&steps=1", null));
         await Http.AssertProblemAsync(refused, HttpStatusCode.TooManyRequests, null);
         Assert.True(refused.Headers.RetryAfter?.Delta > TimeSpan.Zero);

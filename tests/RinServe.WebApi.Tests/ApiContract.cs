@@ -109,12 +109,24 @@ public abstract class ApiContract(RinServeFactory factory, HeldJobGate gate)
     [Fact]
     public async Task Events_stream_ends_with_succeeded_and_a_late_subscriber_first_gets_the_current_state()
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=2&steps=3000");
+        // The job is held after its first step until the watcher has its first event: that event is surely the running
+        // state, and the stream then follows the job to its end.
+        const ulong seed = HeldSeed + 1;
+        using var hold = gate.HoldSeed(seed, atStep: 1);
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class=2&steps=5&seed={seed}");
         request.Headers.Add("Prefer", "respond-async");
         var id = (await (await Client.SendAsync(request)).Json()).GetProperty("id").GetString()!;
-        var events = await ReadEventsAsync($"/jobs/{id}/events");
+        Assert.Equal(id, await hold.Held.WaitAsync(TimeSpan.FromSeconds(60)));
+        var events = new List<(string Type, string Data)>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120)); // a safety net: the stream ends with the job
+        await foreach (var e in StreamEventsAsync($"/jobs/{id}/events", timeout.Token))
+        {
+            events.Add(e);
+            hold.Open();
+        }
+        Assert.True(events[0].Type is "started" or "progress", $"first event {events[0].Type}");
+        Assert.Equal("running", JsonDocument.Parse(events[0].Data).RootElement.GetProperty("status").GetString());
         Assert.Equal("succeeded", events[^1].Type);
-        Assert.Contains(events, e => e.Type is "queued" or "started" or "progress");
         Assert.Equal("succeeded", JsonDocument.Parse(events[^1].Data).RootElement.GetProperty("status").GetString());
 
         var late = await ReadEventsAsync($"/jobs/{id}/events");
@@ -124,34 +136,55 @@ public abstract class ApiContract(RinServeFactory factory, HeldJobGate gate)
     [Fact]
     public async Task Events_carry_x0_previews_of_every_image_tiled_only_to_watchers_who_asked()
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/generate?class=2&steps=20000&n=3");
+        // Held after step 1 until both watchers are in; held again at the next step after the preview came, so the job is
+        // surely still running when the plain watcher's events are checked and it is deleted.
+        const ulong seed = HeldSeed + 2;
+        using var start = gate.HoldSeed(seed, atStep: 1);
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/generate?class=2&steps=20000&n=3&seed={seed}");
         request.Headers.Add("Prefer", "respond-async");
         var id = (await (await Client.SendAsync(request)).Json()).GetProperty("id").GetString()!;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        Assert.Equal(id, await start.Held.WaitAsync(TimeSpan.FromSeconds(60)));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120)); // a safety net only
         var plain = new System.Collections.Concurrent.ConcurrentQueue<(string Type, string Data)>();
+        var plainIn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var plainWatcher = Task.Run(async () =>
         {
             await foreach (var e in StreamEventsAsync($"/jobs/{id}/events", timeout.Token))
             {
                 plain.Enqueue(e);
+                plainIn.TrySetResult();
             }
         });
         JsonElement? preview = null;
+        HeldJobGate.Hold? pause = null;
+        var opened = false;
         await foreach (var e in StreamEventsAsync($"/jobs/{id}/events?preview=50", timeout.Token))
         {
+            if (!opened)
+            {
+                await plainIn.Task.WaitAsync(timeout.Token);
+                start.Open();
+                opened = true;
+            }
             if (JsonDocument.Parse(e.Data).RootElement.TryGetProperty("preview", out var p))
             {
                 Assert.Equal("progress", e.Type);
                 preview = p.Clone();
+                pause = gate.HoldSeed(seed);
                 break;
             }
         }
-        // The other watcher sees progress too before the job ends (its first event may come later than ours).
-        while (!plain.Any(e => e.Type == "progress") && !timeout.IsCancellationRequested)
+        Assert.NotNull(pause);
+        using (pause)
         {
-            await Task.Delay(50);
+            Assert.Equal(id, await pause.Held.WaitAsync(timeout.Token));
+            // The plain watcher sees progress too (its events of the steps before the pause are on their way).
+            while (!plain.Any(e => e.Type == "progress") && !timeout.IsCancellationRequested)
+            {
+                await Task.Delay(20);
+            }
+            Assert.Equal(HttpStatusCode.OK, (await Client.DeleteAsync($"/jobs/{id}")).StatusCode);
         }
-        Assert.Equal(HttpStatusCode.OK, (await Client.DeleteAsync($"/jobs/{id}")).StatusCode);
         await plainWatcher;
 
         Assert.NotNull(preview);
