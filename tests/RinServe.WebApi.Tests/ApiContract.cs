@@ -233,7 +233,7 @@ public abstract class ApiContract(RinServeFactory factory, HeldJobGate gate)
 
     private async Task<List<(string Type, string Data)>> ReadEventsAsync(string url)
     {
-        // A safety net only (the stream ends at the job's end): 3,000 steps take seconds here, a minute on a starved box.
+        // A safety net only: the stream ends at the job's end.
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         using var response = await Client.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
