@@ -95,10 +95,15 @@ def pooled_features(judge: Judge, x: torch.Tensor) -> torch.Tensor:
     return judge.features[:13](x).mean((2, 3)).double()
 
 
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets [N, D] (float64)."""
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    ca, cb = torch.cov(a.T), torch.cov(b.T)
+def gaussian(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and covariance of a feature set [N, D]: all that frechet_distance needs of its reference."""
+    return features.mean(0), torch.cov(features.T)
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets [N, D] (float64); b may be gaussian(b)."""
+    mu_a, ca = gaussian(a)
+    mu_b, cb = b if isinstance(b, tuple) else gaussian(b)
     # tr(sqrt(ca cb)) from the eigenvalues of sqrt(ca) cb sqrt(ca), which is symmetric PSD.
     ea, va = torch.linalg.eigh(ca)
     sqrt_a = va @ torch.diag(ea.clamp_min(0).sqrt()) @ va.T
@@ -139,15 +144,17 @@ def paired_figures(right: torch.Tensor, feats: torch.Tensor, ref: torch.Tensor, 
                    bootstrap: int = 200, seed: int = 0) -> dict:
     """For a sampler table: accuracy with its standard error sqrt(p (1 - p) / n), the FD of the features to ref with a
     bootstrap standard error (resampling the generated images), the real floor, and each image's verdict (in the order
-    given, so that two configurations made with the same seeds pair up)."""
+    given, so that two configurations made with the same seeds pair up). Also, not for JSON: the features themselves
+    (in that order) and ref's Gaussian, so that two rows' FDs can be compared image by image (a paired bootstrap)."""
     n = len(right)
+    ref_stats = gaussian(ref)
     gen = torch.Generator().manual_seed(seed)
-    fds = [frechet_distance(feats[torch.randint(n, (n,), generator=gen)], ref) for _ in range(bootstrap)]
+    fds = [frechet_distance(feats[torch.randint(n, (n,), generator=gen)], ref_stats) for _ in range(bootstrap)]
     mean_fd = sum(fds) / len(fds)
     acc = right.float().mean().item()
     return dict(samples=n, accuracy=acc, accuracy_se=(acc * (1 - acc) / n) ** 0.5,
-                fd=frechet_distance(feats, ref), fd_se=(sum((f - mean_fd) ** 2 for f in fds) / (len(fds) - 1)) ** 0.5,
-                real_fd=real_fd, correct=right.float().tolist())
+                fd=frechet_distance(feats, ref_stats), fd_se=(sum((f - mean_fd) ** 2 for f in fds) / (len(fds) - 1)) ** 0.5,
+                real_fd=real_fd, correct=right.float().tolist(), features=feats.detach().double().cpu(), reference=ref_stats)
 
 
 def real_split(per_class: int):

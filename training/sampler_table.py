@@ -19,7 +19,8 @@ with the same seeds for every configuration (so differences between rows are pai
 model's default guidance (or --guidance), and the judge (--judge: fmnist, training/classifier.py; or glyph) scores them: class accuracy with its
 standard error sqrt(p (1 - p) / n), and the Fréchet distance of its features to the held-out test images with a
 bootstrap standard error (200 resamples of the generated images), beside the real-image floor. Rows go to rows.jsonl as
-they finish, so a run can stop and resume. report: the Markdown table (with the times of --sampler-times), the plot and
+they finish, so a run can stop and resume; each row's judge features go beside it (<sampler>-<steps>.features.pt), so
+that report and apply compare each row's FD with the baseline's image by image (a paired bootstrap of the ratio). report: the Markdown table (with the times of --sampler-times), the plot and
 the chosen default (choose); apply: writes that choice into model files as rin.default_sampler and rin.default_steps.
 """
 from __future__ import annotations
@@ -80,12 +81,51 @@ def run(model: str, out: str, samplers: list[str], steps: list[int], per_class: 
                 figures = judge_folder_paired(folder)
             else:
                 figures = judge_images(folder)
+            torch.save(dict(features=figures.pop("features"), reference=figures.pop("reference")), features_path(out, sampler, n))
             row = dict(model=os.path.basename(model), sampler=sampler, steps=n, judge=judge, **figures)
             shutil.rmtree(folder)
             with open(rows_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"{sampler:9s} {n:3d} steps: accuracy {row['accuracy']:.4f} ± {row['accuracy_se']:.4f}, "
                   f"FD {row['fd']:.3f} ± {row['fd_se']:.3f} (real {row['real_fd']:.3f})", flush=True)
+
+
+def features_path(out: str, sampler: str, steps: int) -> str:
+    """A row's judge features, image by image in the order of its verdicts, and the reference's Gaussian."""
+    return os.path.join(out, f"{sampler}-{steps}.features.pt")
+
+
+def paired_fd_ratio(features: torch.Tensor, base: torch.Tensor, reference, bootstrap: int = 200,
+                    seed: int = 0) -> tuple[float, float]:
+    """FD(features) / FD(base) to the same reference, with a paired bootstrap standard error: each resample takes the
+    same images (seeds and classes) from both rows, so the noise of which images were drawn, common to both, cancels,
+    as the paired accuracy difference's does. Each row's own bootstrap error does not cancel it (it measures the
+    spread of one FD over draws of images, most of which moves both rows alike)."""
+    from .classifier import frechet_distance
+    n = len(base)
+    assert len(features) == n, "paired rows hold the same images"
+    gen = torch.Generator().manual_seed(seed)
+    ratios = []
+    for _ in range(bootstrap):
+        pick = torch.randint(n, (n,), generator=gen)
+        ratios.append(frechet_distance(features[pick], reference) / frechet_distance(base[pick], reference))
+    mean = sum(ratios) / len(ratios)
+    se = math.sqrt(sum((r - mean) ** 2 for r in ratios) / (len(ratios) - 1))
+    return frechet_distance(features, reference) / frechet_distance(base, reference), se
+
+
+def with_paired_fd(rows: list[dict], out: str, baseline: tuple[str, int] = ("ddim", 50)) -> list[dict]:
+    """The rows, each with fd_ratio and fd_ratio_se against the baseline (paired_fd_ratio) where both rows' features
+    were kept (rows made before 2026-12-06 have none: choose then falls back to each row's own FD error)."""
+    base_path = features_path(out, *baseline)
+    if not os.path.exists(base_path):
+        return rows
+    base = torch.load(base_path)
+    for r in rows:
+        path = features_path(out, r["sampler"], r["steps"])
+        if os.path.exists(path):
+            r["fd_ratio"], r["fd_ratio_se"] = paired_fd_ratio(torch.load(path)["features"], base["features"], base["reference"])
+    return rows
 
 
 def paired_difference(a: list[float], b: list[float]) -> tuple[float, float]:
@@ -99,20 +139,27 @@ def paired_difference(a: list[float], b: list[float]) -> tuple[float, float]:
 def choose(rows: list[dict], baseline: tuple[str, int] = ("ddim", 50), points: float = 0.015, fd_ratio: float = 1.10) -> dict:
     """The default: the fewest steps (then the best accuracy) that stays inside both bounds by one standard error: its
     accuracy, paired with the baseline's over the same seeds, less one SE of that difference, within `points` of the
-    baseline's; its FD plus one (bootstrap) SE within `fd_ratio` times the baseline's FD."""
+    baseline's; its FD over the baseline's plus one SE of that ratio, paired the same way (with_paired_fd), within
+    `fd_ratio`; for rows without kept features, its FD plus its own (unpaired bootstrap) SE within `fd_ratio` times the
+    baseline's FD."""
     base = next(r for r in rows if (r["sampler"], r["steps"]) == baseline)
+
+    def fd_inside(r):
+        if "fd_ratio_se" in r:
+            return r["fd_ratio"] + r["fd_ratio_se"] <= fd_ratio
+        return r["fd"] + r["fd_se"] <= fd_ratio * base["fd"]
 
     def inside(r):
         if r is base:   # the yardstick is within its own bounds, however wide its FD's error (few images)
             return True
         diff, se = paired_difference(r["correct"], base["correct"])
-        return diff - se >= -points and r["fd"] + r["fd_se"] <= fd_ratio * base["fd"]
+        return diff - se >= -points and fd_inside(r)
     return min((r for r in rows if inside(r)), key=lambda r: (r["steps"], -r["accuracy"]))
 
 
 def report(out: str, plot: str | None, baseline: tuple[str, int] = ("ddim", 50)) -> str:
     with open(os.path.join(out, "rows.jsonl")) as f:
-        rows = [json.loads(line) for line in f]
+        rows = with_paired_fd([json.loads(line) for line in f], out, baseline)
     times = {}
     times_path = os.path.join(out, "times.jsonl")
     if os.path.exists(times_path):
@@ -128,11 +175,12 @@ def report(out: str, plot: str | None, baseline: tuple[str, int] = ("ddim", 50))
         diff, se = paired_difference(r["correct"], base["correct"])
         lines.append(f"| {r['sampler']} | {r['steps']} | {2 * r['steps']} | {100 * r['accuracy']:.1f} ± {100 * r['accuracy_se']:.1f} % | "
                      f"{100 * diff:+.1f} ± {100 * se:.1f} | {r['fd']:.3f} ± {r['fd_se']:.3f} ({r['real_fd']:.3f}) | "
-                     f"{r['fd'] / base['fd']:.2f} |" + "".join(f" {times.get((x, r['sampler'], r['steps']), float('nan')):.0f} |" for x in res))
+                     + (f"{r['fd_ratio']:.2f} ± {r['fd_ratio_se']:.2f} |" if "fd_ratio_se" in r else f"{r['fd'] / base['fd']:.2f} |")
+                     + "".join(f" {times.get((x, r['sampler'], r['steps']), float('nan')):.0f} |" for x in res))
     best = choose(rows, baseline)
     lines.append("")
     lines.append(f"Chosen default (fewest steps within 1.5 points of accuracy and 10 % of the FD of {baseline[0]}-{baseline[1]}, "
-                 f"by one standard error): "
+                 f"by one standard error, both paired with it over the same images where the FD's features were kept): "
                  f"{best['sampler']}, {best['steps']} steps.")
     table = "\n".join(lines)
     if plot:
@@ -201,7 +249,7 @@ def main(argv=None) -> int:
     elif args.command == "apply":
         from .export import annotate
         with open(os.path.join(args.out, "rows.jsonl")) as f:
-            best = choose([json.loads(line) for line in f])
+            best = choose(with_paired_fd([json.loads(line) for line in f], args.out))
         for path in args.files:
             annotate(path, {"rin.default_sampler": best["sampler"], "rin.default_steps": str(best["steps"])})
             print(f"{path}: rin.default_sampler = {best['sampler']}, rin.default_steps = {best['steps']}")

@@ -16,3 +16,32 @@ def test_the_fewest_steps_inside_both_bounds_win_and_the_yardstick_stays_eligibl
     wrong = row("dpmpp-2m", 8, worse, 1.0, 0.05)        # 50 points less accurate
     blurred = row("ddim", 10, same, 1.3, 0.05)          # FD 30 % higher
     assert choose([base, wrong, blurred]) is base
+
+
+def test_a_paired_fd_bound_admits_a_row_whose_own_fd_error_is_wide_and_still_refuses_a_worse_one():
+    same = [1.0, 0.0] * 50
+    base = row("ddim", 50, same, 1.0, 0.2)
+    close = row("ddim", 10, same, 1.05, 0.2)            # its own error (0.2) puts it over 1.10x: refused unpaired
+    assert choose([base, close]) is base
+    close.update(fd_ratio=1.05, fd_ratio_se=0.02)       # paired with the yardstick: 1.07 inside 1.10
+    assert choose([base, close]) is close
+    close.update(fd_ratio=1.09, fd_ratio_se=0.03)       # 1.12: outside by its paired error
+    assert choose([base, close]) is base
+
+
+def test_paired_fd_ratio_cancels_the_noise_the_two_rows_share():
+    import torch
+    from training.classifier import frechet_distance, gaussian
+    from training.sampler_table import paired_fd_ratio
+    gen = torch.Generator().manual_seed(0)
+    reference = gaussian(torch.randn(4000, 8, generator=gen, dtype=torch.float64))
+    shared = torch.randn(300, 8, generator=gen, dtype=torch.float64) * 1.3 + 0.2     # the draw both rows share
+    base = shared
+    other = shared + 0.05 * torch.randn(300, 8, generator=gen, dtype=torch.float64)  # the same images, a little apart
+    ratio, se = paired_fd_ratio(other, base, reference)
+    assert abs(ratio - frechet_distance(other, reference) / frechet_distance(base, reference)) < 1e-12
+    # Unpaired, each FD's own spread over draws of images, as a fraction of the FD:
+    picks = [torch.randint(300, (300,), generator=gen) for _ in range(200)]
+    own = torch.tensor([frechet_distance(base[p], reference) for p in picks])
+    assert se < 0.25 * (own.std() / own.mean()).item()
+    assert paired_fd_ratio(base, base, reference) == (1.0, 0.0)
