@@ -140,11 +140,14 @@ def training_loss(model, images, labels, schedule: Schedule, input_scale: float,
 @torch.no_grad()
 def sample(model, class_id, *, steps: int, schedule: Schedule, input_scale: float, prediction: str,
            normalize_input: bool = True, sampler: str = "ddim", guidance: float = 0.0, null_class=None,
-           x_init=None, noise=None, generator=None, record: bool = False):
+           guidance_interval: tuple[float, float] = (0.0, 1.0), x_init=None, noise=None, generator=None,
+           record: bool = False):
     """Algorithm 3. Returns images in [0, 1] as [B,C,H,W] (and the trajectory when record=True).
 
     sampler: 'ddim', 'ddpm' (large variance 1 - alpha), 'ddpm_small' or 'dpmpp_2m' (DPM-Solver++(2M)). x_init [B,C,H,W] and
-    noise [steps,B,C,H,W] may be given (the parity fixtures do); otherwise drawn from generator.
+    noise [steps,B,C,H,W] may be given (the parity fixtures do); otherwise drawn from generator. guidance_interval
+    (low, high): only steps whose t lies in [low, high] are guided, the others take the class half alone (both halves
+    still run, so the null class's latents stay current), as the C# sampler does (GuidanceInterval).
     """
     cfg = model.cfg
     dev = next(model.parameters()).device
@@ -167,7 +170,8 @@ def sample(model, class_id, *, steps: int, schedule: Schedule, input_scale: floa
         pred, latents = model(x_in.repeat(halves, 1, 1, 1), gamma, labels, latents)
         pred = pred.float()
         if halves == 2:                                              # classifier-free guidance
-            pred = (1 + guidance) * pred[:b] - guidance * pred[b:]
+            w = guidance if guidance_interval[0] <= t <= guidance_interval[1] else 0.0
+            pred = (1 + w) * pred[:b] - w * pred[b:]
         sg, s1g = math.sqrt(g), math.sqrt(1 - g)
         sg32, s1g32 = torch.tensor(sg, dtype=torch.float32), torch.tensor(s1g, dtype=torch.float32)
         if prediction == "eps":

@@ -134,6 +134,22 @@ def store_large_weights_as_half(proto, min_elements: int) -> None:
     proto.graph.node.extend(nodes)
 
 
+def parse_interval(text: str) -> tuple[float, float]:
+    """'low,high' with 0 <= low < high <= 1, as the service reads rin.guidance_interval (GuidanceInterval.TryParse)."""
+    parts = text.split(",")
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"'{text}' is not two numbers 'low,high' (e.g. '0.1,0.8')") from None
+    if not (0 <= low < high <= 1):
+        raise ValueError(f"'{text}' must have 0 <= low < high <= 1")
+    return low, high
+
+
+def interval_text(interval: tuple[float, float]) -> str:
+    return f"{interval[0]:g},{interval[1]:g}"
+
+
 def choose_guidance(sweep: list[dict]) -> float:
     """The default guidance weight: the most accurate weight whose FD stays within 3x the real-image
     floor (ties to the smaller weight); if none does, the weight with the smallest FD."""
@@ -228,6 +244,8 @@ def main(argv=None) -> int:
                     "without --judge, only stored (figures measured later: glyph_judge folder --annotate)")
     ap.add_argument("--guidance-sweep", type=lambda t: [float(v) for v in t.split(",")], default=[0, 0.5, 1, 1.5, 2, 3],
                     help="weights to try when --guidance is not given (default 0,0.5,1,1.5,2,3)")
+    ap.add_argument("--guidance-interval", help="LOW,HIGH: store rin.guidance_interval, so that the service guides only "
+                    "the steps whose t is in [LOW, HIGH] (training.guidance_interval chooses it); default every step")
     ap.add_argument("--sweep-per-class", type=int, default=20, help="samples per class for each weight of the sweep")
     ap.add_argument("--float32", action="store_true", help="store every weight as float32 (default: matrices of "
                     f"{SHIP_HALF_MIN_ELEMENTS}+ values as float16, judged as such)")
@@ -286,6 +304,12 @@ def main(argv=None) -> int:
                 return 1
     elif args.guidance is not None:      # judged later, through the C# sampler (judged_metadata)
         extra["rin.default_guidance"] = f"{args.guidance:g}"
+    if args.guidance_interval:
+        try:
+            extra["rin.guidance_interval"] = interval_text(parse_interval(args.guidance_interval))
+        except ValueError as e:
+            print(f"error: --guidance-interval: {e}", file=sys.stderr)
+            return 2
     meta = metadata(model, name=cfg["name"], prediction=cfg["prediction"], input_scale=cfg["input_scale"],
                     normalize_input=cfg["normalize_input"], train_schedule=cfg["train_schedule"],
                     dataset=cfg["dataset"], train_steps=trained_steps(state), trained=True, extra=extra)

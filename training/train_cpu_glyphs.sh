@@ -4,9 +4,10 @@
 #   training/train_cpu_glyphs.sh                 # about 2.5 hours on the project's 2-core box
 #   MINUTES=10 PER_CLASS_STEP=20 training/train_cpu_glyphs.sh   # a quick look (every 20th class judged)
 # STAGE=judge skips to the sweep and the figures (the trunk's checkpoint must exist). SWEEP="1 2 3" SWEEP_STEP=1 sweeps
-# those weights over all 284 classes (default: 0 2 5 8 over every 12th). SAMPLER_TABLE=0 skips the sampler
-# table (the models keep the sampler and steps they name, DDIM 50 when none): on a slow box it is the longest stage;
-# TABLE_SEEDS=1 halves it (one seed a class, 284 images a row, default 2).
+# those weights over all 284 classes (default: 0 2 5 8 over every 12th). The sampler table is the longest stage on
+# a slow box: TABLE_SEEDS=1 halves it (one seed a class, 284 images a row, default 2); SAMPLER_TABLE=keep skips it
+# and writes the last table's choice (runs/glyph-sampler-table, judged on an earlier trunk) into the new files;
+# SAMPLER_TABLE=0 skips it and leaves the files without one (the service then runs DDIM 50).
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 py=${PYTHON:-/usr/bin/python3}
@@ -69,6 +70,9 @@ if [ "${SAMPLER_TABLE:-1}" = 1 ]; then
       --samplers dpmpp-2m --steps "${DPM_STEPS:-8,10,15,20}" --per-class "${TABLE_SEEDS:-2}" 2>/dev/null
   $py -m training.sampler_table report "$table" --plot models/glyph-sampler-table.png | tee "$table/table.md"
   $py -m training.sampler_table apply "$table" --files models/glyph-768.onnx models/glyph-1024.onnx
+elif [ "${SAMPLER_TABLE}" = keep ]; then
+  stage "sampler and steps: the last table's choice (runs/glyph-sampler-table), not re-run"
+  $py -m training.sampler_table apply runs/glyph-sampler-table --files models/glyph-768.onnx models/glyph-1024.onnx
 fi
 
 for res in 768 1024; do

@@ -7,6 +7,7 @@ namespace RinServe.Cli;
 /// <param name="Guidance">--guidance; null when not given, so the model's default guidance applies.</param>
 /// <param name="Steps">--steps; null when not given (<see cref="SamplingDefaults.Resolve"/> picks them with the model).</param>
 /// <param name="Sampler">--sampler by its canonical name; null when not given (the model's default sampler).</param>
+/// <param name="GuidanceInterval">--guidance-interval; null when not given (the model's <c>rin.guidance_interval</c>, else all steps).</param>
 internal sealed record CliArguments(
     string Model,
     string Class,
@@ -18,7 +19,8 @@ internal sealed record CliArguments(
     float? Guidance,
     int Count,
     string Provider,
-    int Threads)
+    int Threads,
+    GuidanceInterval? GuidanceInterval = null)
 {
     public const string Usage = """
         usage: rinserve --model FILE.onnx --class ID|NAME|CHARACTER|U+XXXX|all --out FILE.png [options]
@@ -29,6 +31,9 @@ internal sealed record CliArguments(
           --schedule TEXT    cosine | linear | cosine@s,e,tau | sigmoid@s,e,tau (default cosine)
           --guidance W       classifier-free guidance weight, 0..20 (default: the model's rin.default_guidance,
                              else 0 = unguided; > 0 needs rin.null_class)
+          --guidance-interval LOW,HIGH
+                             guide only the steps whose t (1 = noise, 0 = image) is in [LOW, HIGH], 0 <= LOW < HIGH <= 1
+                             (default: the model's rin.guidance_interval, else every step)
           --n COUNT          images per class, 1..256 (default 1); files get -i (and -c<class>) suffixes
           --provider NAME    cpu | cuda | auto (default cpu)
           --threads N        ONNX Runtime intra-op threads (default 0 = ORT default)
@@ -40,7 +45,8 @@ internal sealed record CliArguments(
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var known = new HashSet<string>(StringComparer.Ordinal)
         {
-            "--model", "--class", "--steps", "--seed", "--out", "--sampler", "--schedule", "--guidance", "--n", "--provider", "--threads",
+            "--model", "--class", "--steps", "--seed", "--out", "--sampler", "--schedule", "--guidance", "--guidance-interval", "--n",
+            "--provider", "--threads",
         };
         for (var i = 0; i < args.Length; i++)
         {
@@ -121,6 +127,18 @@ internal sealed record CliArguments(
             guidance = weight;
         }
 
+        GuidanceInterval? interval = null;
+        if (values.TryGetValue("--guidance-interval", out var intervalText))
+        {
+            if (!RinServe.Diffusion.GuidanceInterval.TryParse(intervalText, out var parsedInterval, out var intervalError))
+            {
+                error = $"--guidance-interval: {intervalError}";
+                return false;
+            }
+
+            interval = parsedInterval;
+        }
+
         if (!int.TryParse(Get("--n", "1"), NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 1 || count > SamplingDefaults.MaxImages)
         {
             error = $"--n must be an integer in 1..{SamplingDefaults.MaxImages}, got '{Get("--n", "")}'";
@@ -153,7 +171,7 @@ internal sealed record CliArguments(
         }
 
         parsed = new CliArguments(
-            values["--model"], values["--class"], steps, seed, values["--out"], sampler, schedule, guidance, count, provider, threads);
+            values["--model"], values["--class"], steps, seed, values["--out"], sampler, schedule, guidance, count, provider, threads, interval);
         error = null;
         return true;
     }

@@ -76,7 +76,8 @@ using (model)
     }
 
     var requests = classes.SelectMany(c => Enumerable.Range(0, cli.Count).Select(i => new ImageRequest(c, (ulong)(cli.Seed + i)))).ToArray();
-    var settings = new SamplerSettings(steps, samplerName, cli.Schedule, guidance);
+    var interval = cli.GuidanceInterval ?? spec.GuidanceInterval;
+    var settings = new SamplerSettings(steps, samplerName, cli.Schedule, guidance) { GuidanceInterval = interval };
     var stopwatch = Stopwatch.StartNew();
     var images = new RinSampler(model.Denoiser).Generate(settings, requests, p => ProgressBar.Draw(p, stopwatch.Elapsed));
     Console.Error.WriteLine();
@@ -93,7 +94,7 @@ using (model)
     }
 
     Console.Error.WriteLine(
-        $"{images.Count} image(s), {steps} steps, {samplerName}, {cli.Schedule}, guidance {guidance} on {model.ExecutionProvider} in {stopwatch.Elapsed.TotalSeconds:F1} s");
+        $"{images.Count} image(s), {steps} steps, {samplerName}, {cli.Schedule}, guidance {guidance}{(interval.IsWhole ? string.Empty : $" on t in [{interval}]")} on {model.ExecutionProvider} in {stopwatch.Elapsed.TotalSeconds:F1} s");
 }
 
 return 0;

@@ -53,6 +53,12 @@ public sealed record ModelSpec(
     /// <summary>The family a model without <c>rin.family</c> belongs to: its name up to the first '-' (all of it without one).</summary>
     public static string FamilyOf(string name) => name.IndexOf('-', StringComparison.Ordinal) is > 0 and var dash ? name[..dash] : name;
 
+    /// <summary>
+    /// Where along t its guidance applies, as its trainer's judge chose (<c>rin.guidance_interval</c>), for requests that
+    /// name none; <see cref="GuidanceInterval.Whole"/> when the file has no such key.
+    /// </summary>
+    public GuidanceInterval GuidanceInterval { get; init; } = GuidanceInterval.Whole;
+
     public int PixelsPerImage => Channels * Resolution * Resolution;
     public int LatentsPerImage => LatentCount * LatentDim;
     public bool SupportsGuidance => NullClass is not null;

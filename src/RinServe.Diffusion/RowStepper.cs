@@ -125,7 +125,7 @@ public sealed class RowStepper : IDisposable
             var x0 = row.KeepX0 || times.IsLast || preview ? row.X0 : Span<float>.Empty;
             row.Statistics = row.SamplerUnit.Step(
                 times,
-                Denoising.At(times.Gamma, row.Settings.Guidance, _spec),
+                Denoising.At(times, row.Settings, _spec),
                 new RowStep(
                     row.X,
                     pred.Slice(b * perImage, perImage),

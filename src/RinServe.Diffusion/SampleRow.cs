@@ -22,7 +22,7 @@ public sealed class SampleRow : IDisposable
     internal SampleRow(ImageRequest image, SamplerSettings settings, Sampler sampler, Schedule schedule, ModelSpec spec, INoiseSource noise)
     {
         Image = image;
-        Settings = settings with { Sampler = sampler.Name };
+        Settings = settings with { Sampler = sampler.Name, GuidanceInterval = settings.GuidanceInterval ?? spec.GuidanceInterval };
         SamplerUnit = sampler;
         Schedule = schedule;
         _spec = spec;
@@ -54,7 +54,7 @@ public sealed class SampleRow : IDisposable
 
     public ImageRequest Image { get; }
 
-    /// <summary>The row's settings, the sampler by its canonical name.</summary>
+    /// <summary>The row's settings: the sampler by its canonical name, the guidance interval resolved (the model's when it named none).</summary>
     public SamplerSettings Settings { get; }
 
     /// <summary>Finished steps, 0..Settings.Steps.</summary>

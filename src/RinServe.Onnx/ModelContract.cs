@@ -20,6 +20,7 @@ internal static class ModelContract
     public const string ClassNames = "rin.class_names";
     public const string NullClass = "rin.null_class";
     public const string DefaultGuidance = "rin.default_guidance";
+    public const string GuidanceIntervalKey = "rin.guidance_interval";
     public const string Family = "rin.family";
     public const string DefaultSampler = "rin.default_sampler";
     public const string DefaultSteps = "rin.default_steps";
@@ -153,9 +154,21 @@ internal static class ModelContract
             defaultSteps = steps;
         }
 
+        var guidanceInterval = GuidanceInterval.Whole;
+        if (metadata.TryGetValue(GuidanceIntervalKey, out var intervalText))
+        {
+            if (!GuidanceInterval.TryParse(intervalText, out guidanceInterval, out var intervalError))
+            {
+                throw new ModelContractException(path, GuidanceIntervalKey, intervalError!);
+            }
+        }
+
         var spec = new ModelSpec(
             metadata[Name].Trim(), resolution, channels, numClasses, classNames, nullClass, prediction, inputScale, normalize, latentCount, latentDim,
-            defaultGuidance, family, defaultSampler, defaultSteps);
+            defaultGuidance, family, defaultSampler, defaultSteps)
+        {
+            GuidanceInterval = guidanceInterval,
+        };
         return (spec, trained);
     }
 

@@ -48,7 +48,9 @@ internal static class ReferenceSampler
                 var both = new float[2 * n];
                 net.Denoise(
                     2, input.Concat(input).ToArray(), [(float)g, (float)g], [request.ClassId, spec.NullClass!.Value], latents, both, outLatents);
-                var w = settings.Guidance;
+                // Guided only where the interval holds t (the row's own, else the model's); unguided steps take the class half alone.
+                var interval = settings.GuidanceInterval ?? spec.GuidanceInterval;
+                var w = t >= interval.Low && t <= interval.High ? settings.Guidance : 0f;
                 pred = Enumerable.Range(0, n).Select(k => (float)(1.0 + w) * both[k] - w * both[n + k]).ToArray();
             }
             else

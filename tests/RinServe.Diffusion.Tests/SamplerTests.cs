@@ -45,6 +45,92 @@ public class SamplerTests
     }
 
     [Theory]
+    [InlineData("ddim", "0.2,0.7")]
+    [InlineData("ddpm", "0.5,1")]
+    [InlineData("dpmpp-2m", "0,0.5")]
+    public void Guidance_interval_matches_plain_scalar_reference_of_the_contract(string kind, string interval)
+    {
+        Assert.True(GuidanceInterval.TryParse(interval, out var parsed, out _));
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec(Prediction.Eps, channels: 2)) { Record = false };
+        var settings = new SamplerSettings(7, kind, "cosine", 2f) { GuidanceInterval = parsed };
+        var requests = new[] { new ImageRequest(2, 11), new ImageRequest(0, 12) };
+        var x0 = new float[requests.Length * net.Spec.PixelsPerImage];
+        new RinSampler(net).Sample(settings, requests, x0, null, null, default);
+
+        var whole = new float[x0.Length];
+        new RinSampler(net).Sample(settings with { GuidanceInterval = GuidanceInterval.Whole }, requests, whole, null, null, default);
+        Assert.NotEqual(whole, x0); // the interval changed something, so the reference below checks real work
+        for (var b = 0; b < requests.Length; b++)
+        {
+            var expected = ReferenceSampler.FinalX0(net, settings, requests[b], PhiloxNoise.Instance);
+            var actual = x0.AsSpan(b * expected.Length, expected.Length).ToArray();
+            for (var k = 0; k < expected.Length; k++)
+            {
+                Assert.True(Math.Abs(expected[k] - actual[k]) <= 1e-5, $"image {b} element {k}: {actual[k]} vs {expected[k]}");
+            }
+        }
+    }
+
+    [Fact]
+    public void Guidance_interval_that_holds_no_step_gives_the_unguided_image_and_still_runs_the_null_class()
+    {
+        // 8 steps sit at t = 1, 0.875, ..., 0.125: none lies in [0.9, 0.95].
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec());
+        var outside = new RinSampler(net).Generate(Ddim8 with { Guidance = 3f, GuidanceInterval = new GuidanceInterval(0.9, 0.95) }, Requests(5, 6));
+        Assert.All(net.Batches, b => Assert.Equal(4, b)); // both halves ran: the null class's latents stay current
+        var unguided = new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec())).Generate(Ddim8, Requests(5, 6));
+        Assert.Equal(unguided.Select(i => i.Pixels), outside.Select(i => i.Pixels));
+    }
+
+    [Fact]
+    public void Rows_take_the_models_guidance_interval_unless_their_settings_name_one()
+    {
+        var spec = ToyDenoiser.MakeSpec() with { GuidanceInterval = new GuidanceInterval(0.3, 0.6) };
+        var sampler = new RinSampler(new ToyDenoiser(spec));
+        var guided = Ddim8 with { Guidance = 2f };
+        using (var row = sampler.CreateRow(new ImageRequest(1, 3), guided))
+        {
+            Assert.Equal(new GuidanceInterval(0.3, 0.6), row.Settings.GuidanceInterval);
+        }
+        using (var row = sampler.CreateRow(new ImageRequest(1, 3), guided with { GuidanceInterval = GuidanceInterval.Whole }))
+        {
+            Assert.Equal(GuidanceInterval.Whole, row.Settings.GuidanceInterval);
+        }
+
+        var byModel = sampler.Generate(guided, Requests(9));
+        var named = new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec())).Generate(guided with { GuidanceInterval = new GuidanceInterval(0.3, 0.6) }, Requests(9));
+        var whole = new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec())).Generate(guided, Requests(9));
+        Assert.Equal(named[0].Pixels, byModel[0].Pixels);
+        Assert.NotEqual(whole[0].Pixels, byModel[0].Pixels);
+    }
+
+    [Theory]
+    [InlineData("0.1,0.8", true)]
+    [InlineData(" 0 , 1 ", true)]
+    [InlineData("0.8,0.1", false)]
+    [InlineData("0.5,0.5", false)]
+    [InlineData("-0.1,0.5", false)]
+    [InlineData("0,1.01", false)]
+    [InlineData("0.5", false)]
+    [InlineData("0.1,0.5,0.9", false)]
+    [InlineData("NaN,1", false)]
+    [InlineData(null, false)]
+    public void Guidance_interval_text_is_low_high_within_0_to_1(string? text, bool valid)
+    {
+        Assert.Equal(valid, GuidanceInterval.TryParse(text, out var interval, out var error));
+        Assert.Equal(valid, error is null);
+        if (valid)
+        {
+            Assert.True(GuidanceInterval.TryParse(interval.ToString(), out var again, out _));
+            Assert.Equal(interval, again); // ToString round-trips
+        }
+        else
+        {
+            Assert.Contains("low", error);
+        }
+    }
+
+    [Theory]
     [InlineData("ddim")]
     [InlineData("ddpm")]
     [InlineData("ddpm-small")]

@@ -27,6 +27,8 @@ public sealed class CliTests
     [InlineData("--model m.onnx --class 1 --out a.png --schedule sigmoid@3,1,1", "s must be less than e")]
     [InlineData("--model m.onnx --class 1 --out a.png --guidance -2", "--guidance must be a number from 0 to 20")]
     [InlineData("--model m.onnx --class 1 --out a.png --guidance 21", "--guidance must be a number from 0 to 20")]
+    [InlineData("--model m.onnx --class 1 --out a.png --guidance-interval 0.8,0.2", "--guidance-interval: '0.8,0.2' must have 0 <= low < high <= 1")]
+    [InlineData("--model m.onnx --class 1 --out a.png --guidance-interval 0.5", "--guidance-interval: '0.5' is not two numbers 'low,high'")]
     [InlineData("--model m.onnx --class 1 --out a.jpg", "--out must name a .png file")]
     [InlineData("--model m.onnx --class 1 --out a.png --provider tpu", "--provider must be cpu, cuda or auto")]
     [InlineData("--model m.onnx --class 1 --out a.png --bogus 1", "unknown argument '--bogus'")]
@@ -68,6 +70,29 @@ public sealed class CliTests
         Assert.Equal(Sample(Tiny, "explicit.png", "--guidance", "3"), byDefault);
         Assert.NotEqual(Sample(guided, "unguided.png", "--guidance", "0"), byDefault);
         Assert.Equal(Sample(Tiny, "plain.png"), Sample(guided, "unguided-again.png", "--guidance", "0"));
+    }
+
+    [Fact]
+    public void Cli_takes_the_models_guidance_interval_and_guidance_interval_overrides_it()
+    {
+        using var folder = new TempFolder();
+        var limited = folder.Write("limited.onnx", OnnxModels.WithMetadata(File.ReadAllBytes(Tiny), m =>
+        {
+            m["rin.default_guidance"] = "3";
+            m["rin.guidance_interval"] = "0,0.5";
+            return m;
+        }));
+        byte[] Sample(string model, string name, params string[] extra)
+        {
+            var output = Path.Combine(folder.Path, name);
+            Assert.Equal(0, RunCli(["--model", model, "--class", "4", "--steps", "4", "--seed", "9", "--out", output, .. extra]));
+            return File.ReadAllBytes(output);
+        }
+
+        var byModel = Sample(limited, "by-model.png");
+        Assert.Equal(Sample(Tiny, "named.png", "--guidance", "3", "--guidance-interval", "0,0.5"), byModel);
+        Assert.NotEqual(Sample(Tiny, "whole.png", "--guidance", "3"), byModel);
+        Assert.Equal(Sample(Tiny, "whole-again.png", "--guidance", "3"), Sample(limited, "overridden.png", "--guidance-interval", "0,1"));
     }
 
     [Fact]

@@ -191,6 +191,29 @@ public sealed class ModelLoaderTests : IDisposable
     }
 
     [Fact]
+    public void Guidance_interval_is_read_from_metadata_and_is_every_step_without_it()
+    {
+        using var plain = ModelLoader.Load(WriteToy(), Cpu, _log);
+        Assert.Equal(GuidanceInterval.Whole, plain.Spec.GuidanceInterval);
+        using var model = ModelLoader.Load(WriteToy("interval.onnx", m => m["rin.guidance_interval"] = " 0.1, 0.75"), Cpu, _log);
+        Assert.Equal(new GuidanceInterval(0.1, 0.75), model.Spec.GuidanceInterval);
+    }
+
+    [Theory]
+    [InlineData("0.8,0.2")]
+    [InlineData("0.5")]
+    [InlineData("-0.1,0.5")]
+    [InlineData("0,1.5")]
+    [InlineData("a,b")]
+    [InlineData("")]
+    public void Guidance_interval_that_is_not_low_high_within_0_to_1_is_refused_naming_the_key(string value)
+    {
+        var error = Refused(WriteToy(edit: m => m["rin.guidance_interval"] = value));
+        Assert.Equal("rin.guidance_interval", error.Key);
+        Assert.Contains("rin.guidance_interval", error.Message);
+    }
+
+    [Fact]
     public void Family_is_rin_family_when_present_else_the_name_up_to_its_first_dash()
     {
         using (var derived = ModelLoader.Load(WriteToy("derived.onnx"), Cpu, _log))

@@ -148,6 +148,56 @@ def test_dpmpp_2m_is_ddim_at_first_order_and_a_second_order_step_where_it_has_hi
     assert torch.equal(dpm[0], ddim[0]) and not torch.allclose(dpm[1], ddim[1])
 
 
+def test_guidance_interval_guides_only_the_steps_whose_t_it_holds():
+    model = tiny(class_dropout=0.1).eval()
+    null = model.cfg.num_classes
+
+    def run(guidance, interval=(0.0, 1.0)):
+        x_init = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(5))
+        return sample(model, [3, 4], steps=4, schedule=Schedule("cosine"), input_scale=0.5, prediction="x",
+                      guidance=guidance, null_class=null, guidance_interval=interval, x_init=x_init,
+                      record=True)[1]["x_steps"]
+
+    def same(a, b):                       # a batch of 2 or 4 rows may round a matrix product differently
+        return torch.allclose(a, b, atol=1e-5, rtol=0)
+
+    unguided, whole = run(0.0), run(3.0)
+    assert not torch.allclose(whole, unguided, atol=1e-3, rtol=0)
+    assert same(run(3.0, (0.9, 0.95)), unguided)                 # 4 steps at t = 1, 0.75, 0.5, 0.25: none inside
+    late = run(3.0, (0.0, 0.6))                                  # guided at t = 0.5 and 0.25 only
+    assert same(late[:2], unguided[:2]) and not torch.allclose(late[2:], unguided[2:], atol=1e-3, rtol=0)
+
+
+def test_guidance_interval_text_and_configurations_are_checked():
+    from training.export import interval_text, parse_interval
+    from training.guidance_interval import parse_config
+    assert parse_interval("0.1,0.8") == (0.1, 0.8) and interval_text((0.0, 1.0)) == "0,1"
+    for bad in ("0.8,0.1", "0.5", "-0.1,1", "0,1.5", "a,b"):
+        with pytest.raises(ValueError):
+            parse_interval(bad)
+    assert parse_config("3@0.2,0.9") == dict(guidance=3.0, low=0.2, high=0.9, label="3@0.2,0.9")
+    assert parse_config("2")["label"] == "2@0,1"
+    with pytest.raises(ValueError):
+        parse_config("-1@0,1")
+
+
+def test_an_interval_replaces_the_baseline_only_when_better_on_one_measure_and_no_worse_on_the_other():
+    from training.guidance_interval import choose
+
+    def r(label, acc, acc_diff, acc_se, fd_ratio, fd_se):
+        return dict(label=label, accuracy=acc, fd=fd_ratio, acc_diff=acc_diff, acc_diff_se=acc_se, fd_ratio=fd_ratio,
+                    fd_ratio_se=fd_se)
+    base = r("2@0,1", 0.70, 0.0, 0.0, 1.0, 0.0)
+    assert choose([base]) is base
+    sharper_fd = r("2@0,0.6", 0.70, 0.0, 0.01, 0.80, 0.03)       # same accuracy, FD lower by far more than its SE
+    more_accurate_worse_fd = r("4@0,1", 0.80, 0.10, 0.02, 1.20, 0.03)
+    noise = r("3@0.1,0.7", 0.71, 0.01, 0.02, 0.99, 0.03)         # inside one SE on both: no gain
+    assert choose([base, more_accurate_worse_fd, noise]) is base
+    assert choose([base, sharper_fd, more_accurate_worse_fd, noise]) is sharper_fd
+    best = r("4@0,0.6", 0.75, 0.05, 0.02, 0.90, 0.03)
+    assert choose([base, sharper_fd, best]) is best                # both gain: the most accurate
+
+
 def test_guidance_without_a_null_class_is_refused():
     model = tiny(class_dropout=0.0)
     with pytest.raises(ValueError, match="null class"):

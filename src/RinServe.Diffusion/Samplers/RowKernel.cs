@@ -13,6 +13,9 @@ public readonly record struct StepTimes(int Index, int Steps, double Gamma, doub
 
     public bool IsLast => Index == Steps - 1;
 
+    /// <summary>The step's time t = 1 − i/n (1: pure noise), where γ is read.</summary>
+    public double T => 1.0 - (double)Index / Steps;
+
     public static StepTimes At(Schedule schedule, int index, int steps)
     {
         ArgumentNullException.ThrowIfNull(schedule);
@@ -46,6 +49,10 @@ internal readonly record struct Denoising(
         guidance > 0,
         (float)(1.0 + guidance),
         guidance);
+
+    /// <summary>A row's step: its guidance weight where its interval holds the step's t, none (the class prediction alone) elsewhere.</summary>
+    public static Denoising At(in StepTimes times, SamplerSettings settings, ModelSpec spec) =>
+        At(times.Gamma, (settings.GuidanceInterval ?? spec.GuidanceInterval).WeightAt(times.T, settings.Guidance), spec);
 }
 
 /// <summary><see cref="Denoising"/> broadcast to vector lanes once per row and step.</summary>
