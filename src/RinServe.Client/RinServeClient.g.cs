@@ -118,7 +118,7 @@ namespace RinServe.Client
         /// Loaded models
         /// </summary>
         /// <remarks>
-        /// Name, family, whether it is the default at its resolution (isDefault: the model POST /generate uses when a request names only its res: the only model there, else the one of the family RinServe:DefaultFamily), resolution, channels, classes (id and name), prediction, input scale, guidance support, the default guidance (what POST /generate uses when a request names no guidance: the model's rin.default_guidance, at most Sampling:MaxGuidance), the default sampler and steps (the model's rin.default_sampler and rin.default_steps, chosen by its trainer's judge; else ddim and Sampling:DefaultSteps) and the execution provider in use. Ordered by resolution, then name.
+        /// Name, family, whether it is the default at its resolution (isDefault: the model POST /generate uses when a request names only its res: the only model there, else the one of the family RinServe:DefaultFamily), resolution, channels, classes (id and name), prediction, input scale, guidance support, the default guidance (what POST /generate uses when a request names no guidance: the model's rin.default_guidance, at most Sampling:MaxGuidance), the guidance interval (the part of t, 1 = noise to 0 = image, that guidance acts on: the model's rin.guidance_interval, else [0, 1]), the default sampler and steps (the model's rin.default_sampler and rin.default_steps, chosen by its trainer's judge; else ddim and Sampling:DefaultSteps) and the execution provider in use. Ordered by resolution, then name.
         /// </remarks>
         /// <returns>OK</returns>
         /// <exception cref="RinServeApiException">A server side error occurred.</exception>
@@ -1021,7 +1021,7 @@ namespace RinServe.Client
         /// Loaded models
         /// </summary>
         /// <remarks>
-        /// Name, family, whether it is the default at its resolution (isDefault: the model POST /generate uses when a request names only its res: the only model there, else the one of the family RinServe:DefaultFamily), resolution, channels, classes (id and name), prediction, input scale, guidance support, the default guidance (what POST /generate uses when a request names no guidance: the model's rin.default_guidance, at most Sampling:MaxGuidance), the default sampler and steps (the model's rin.default_sampler and rin.default_steps, chosen by its trainer's judge; else ddim and Sampling:DefaultSteps) and the execution provider in use. Ordered by resolution, then name.
+        /// Name, family, whether it is the default at its resolution (isDefault: the model POST /generate uses when a request names only its res: the only model there, else the one of the family RinServe:DefaultFamily), resolution, channels, classes (id and name), prediction, input scale, guidance support, the default guidance (what POST /generate uses when a request names no guidance: the model's rin.default_guidance, at most Sampling:MaxGuidance), the guidance interval (the part of t, 1 = noise to 0 = image, that guidance acts on: the model's rin.guidance_interval, else [0, 1]), the default sampler and steps (the model's rin.default_sampler and rin.default_steps, chosen by its trainer's judge; else ddim and Sampling:DefaultSteps) and the execution provider in use. Ordered by resolution, then name.
         /// </remarks>
         /// <returns>OK</returns>
         /// <exception cref="RinServeApiException">A server side error occurred.</exception>
@@ -1452,6 +1452,13 @@ namespace RinServe.Client
         /// </summary>
         [System.Text.Json.Serialization.JsonPropertyName("defaultGuidance")]
         public float DefaultGuidance { get; set; }
+
+        /// <summary>
+        /// [low, high]: the steps whose t (1 = noise, 0 = the image) lies in it are guided, the others are not: the model's
+        /// <br/>`rin.guidance_interval`, chosen by its trainer's judge; [0, 1] (every step) when it has none.
+        /// </summary>
+        [System.Text.Json.Serialization.JsonPropertyName("guidanceInterval")]
+        public System.Collections.Generic.ICollection<double> GuidanceInterval { get; set; }
 
         /// <summary>
         /// The sampler a request without `sampler` gets: the model's `rin.default_sampler`, else ddim.

@@ -136,3 +136,44 @@ public sealed class DefaultGuidanceTests(GuidedModelService service) : IClassFix
         Assert.Equal(await PostAsync(client, "class=2&steps=2&seed=3&format=webp&guidance=1"), await PostAsync(client, "class=2&steps=2&seed=3&format=webp"));
     }
 }
+
+/// <summary>The tiny fixture model with <c>rin.default_guidance = 1.5</c> on the interval <c>rin.guidance_interval = 0,0.5</c>.</summary>
+public sealed class IntervalGuidedModelService() : EditedModelService(metadata =>
+{
+    metadata["rin.default_guidance"] = "1.5";
+    metadata["rin.guidance_interval"] = "0,0.5";
+});
+
+public sealed class GuidanceIntervalTests(IntervalGuidedModelService service, GuidedModelService whole)
+    : IClassFixture<IntervalGuidedModelService>, IClassFixture<GuidedModelService>
+{
+    private readonly HttpClient _client = service.Factory.CreateClient();
+
+    [Fact]
+    public async Task Models_shows_the_guidance_interval_and_every_step_for_a_model_without_one()
+    {
+        var model = Assert.Single((await _client.GetFromJsonAsync<JsonElement>("/models")).EnumerateArray());
+        Assert.Equal([0.0, 0.5], model.GetProperty("guidanceInterval").EnumerateArray().Select(v => v.GetDouble()));
+        var plain = Assert.Single((await whole.Factory.CreateClient().GetFromJsonAsync<JsonElement>("/models")).EnumerateArray());
+        Assert.Equal([0.0, 1.0], plain.GetProperty("guidanceInterval").EnumerateArray().Select(v => v.GetDouble()));
+        Assert.Contains("rin.guidance_interval", await _client.GetStringAsync("/swagger/v1/swagger.json"));
+    }
+
+    [Fact]
+    public async Task Requests_are_guided_only_on_the_models_interval()
+    {
+        // The same weight (1.5) and request on the same network: only the interval differs, so the pixels must.
+        const string Query = "class=7&steps=4&seed=42&format=webp";
+        var limited = await Generate(_client, Query);
+        var everyStep = await Generate(whole.Factory.CreateClient(), Query);
+        Assert.NotEqual(everyStep, limited);
+        Assert.Equal(await Generate(whole.Factory.CreateClient(), Query + "&guidance=0"), await Generate(_client, Query + "&guidance=0"));
+    }
+
+    private static async Task<byte[]> Generate(HttpClient client, string query)
+    {
+        var response = await client.PostAsync("/generate?" + query, null);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{query}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        return await response.Content.ReadAsByteArrayAsync();
+    }
+}

@@ -105,6 +105,10 @@ public sealed record JobLinks(string Self, string Events);
 /// The guidance weight a request without <c>guidance</c> gets: the model's <c>rin.default_guidance</c> (0 when it has none),
 /// at most Sampling:MaxGuidance.
 /// </param>
+/// <param name="GuidanceInterval">
+/// [low, high]: the steps whose t (1 = noise, 0 = the image) lies in it are guided, the others are not: the model's
+/// <c>rin.guidance_interval</c>, chosen by its trainer's judge; [0, 1] (every step) when it has none.
+/// </param>
 /// <param name="DefaultSampler">The sampler a request without <c>sampler</c> gets: the model's <c>rin.default_sampler</c>, else ddim.</param>
 /// <param name="DefaultSteps">
 /// The steps a request without <c>steps</c> (and with the default sampler) gets: the model's <c>rin.default_steps</c>, else
@@ -121,6 +125,7 @@ public sealed record ModelDocument(
     float InputScale,
     bool SupportsGuidance,
     float DefaultGuidance,
+    IReadOnlyList<double> GuidanceInterval,
     string DefaultSampler,
     int DefaultSteps,
     int? NullClass,

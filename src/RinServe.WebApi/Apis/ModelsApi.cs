@@ -19,6 +19,7 @@ public static class ModelsApi
                 + "only its res: the only model there, else the one of the family RinServe:DefaultFamily), resolution, channels, classes "
                 + "(id and name), prediction, input scale, guidance support, the default guidance "
                 + "(what POST /generate uses when a request names no guidance: the model's rin.default_guidance, at most Sampling:MaxGuidance), "
+                + "the guidance interval (the part of t, 1 = noise to 0 = image, that guidance acts on: the model's rin.guidance_interval, else [0, 1]), "
                 + "the default sampler and steps (the model's rin.default_sampler and rin.default_steps, chosen by its trainer's judge; "
                 + "else ddim and Sampling:DefaultSteps) and the execution provider in use. Ordered by resolution, then name.")
             .Produces<ModelDocument[]>(StatusCodes.Status200OK)
@@ -38,6 +39,7 @@ public static class ModelsApi
             m.Spec.InputScale,
             m.Spec.SupportsGuidance,
             GenerateValidator.DefaultGuidance(m.Spec, sampling.Value),
+            [m.Spec.GuidanceInterval.Low, m.Spec.GuidanceInterval.High],
             GenerateValidator.DefaultSampling(m.Spec, sampling.Value).Sampler,
             GenerateValidator.DefaultSampling(m.Spec, sampling.Value).Steps,
             m.Spec.NullClass,
