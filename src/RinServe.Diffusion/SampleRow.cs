@@ -62,14 +62,21 @@ public sealed class SampleRow : IDisposable
 
     public bool Done => StepsDone == Settings.Steps;
 
-    /// <summary>Rows this image adds to a network call: 2 with classifier-free guidance (class and null class), else 1.</summary>
-    public int NetworkRows => LatentSets;
+    /// <summary>
+    /// Rows this image adds to its next network call: 2 while its guidance can still act (class and null class), else 1. Once
+    /// t is below the guidance interval, no later step is guided (t only falls), so the null class is not run again: its
+    /// prediction would go unused. Before the interval it runs, to keep its self-conditioning latents current.
+    /// </summary>
+    public int NetworkRows => NeedsNullClass ? 2 : 1;
 
     internal Sampler SamplerUnit { get; }
 
     internal Schedule Schedule { get; }
 
     internal bool Guided => Settings.Guidance > 0;
+
+    /// <summary>Whether the next step runs the null class: guided, and t (as <see cref="StepTimes.T"/>) not yet below the interval.</summary>
+    internal bool NeedsNullClass => Guided && 1.0 - (double)StepsDone / Settings.Steps >= Settings.GuidanceInterval!.Value.Low;
 
     /// <summary>Σx and Σx² of x_t, for the next step's input normalization.</summary>
     internal (double Sum, double SumOfSquares) Statistics { get; set; }

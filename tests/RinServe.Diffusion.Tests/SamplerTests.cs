@@ -72,14 +72,33 @@ public class SamplerTests
     }
 
     [Fact]
-    public void Guidance_interval_that_holds_no_step_gives_the_unguided_image_and_still_runs_the_null_class()
+    public void Guidance_interval_that_holds_no_step_gives_the_unguided_image()
     {
         // 8 steps sit at t = 1, 0.875, ..., 0.125: none lies in [0.9, 0.95].
-        var net = new ToyDenoiser(ToyDenoiser.MakeSpec());
-        var outside = new RinSampler(net).Generate(Ddim8 with { Guidance = 3f, GuidanceInterval = new GuidanceInterval(0.9, 0.95) }, Requests(5, 6));
-        Assert.All(net.Batches, b => Assert.Equal(4, b)); // both halves ran: the null class's latents stay current
+        var outside = new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec()))
+            .Generate(Ddim8 with { Guidance = 3f, GuidanceInterval = new GuidanceInterval(0.9, 0.95) }, Requests(5, 6));
         var unguided = new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec())).Generate(Ddim8, Requests(5, 6));
         Assert.Equal(unguided.Select(i => i.Pixels), outside.Select(i => i.Pixels));
+    }
+
+    [Theory]
+    [InlineData(0.5, 1.0, new[] { 4, 4, 4, 4, 4, 2, 2, 2 })] // t = 1 .. 0.5 guided; below 0.5 the null class is never needed again
+    [InlineData(0.0, 0.5, new[] { 4, 4, 4, 4, 4, 4, 4, 4 })] // before the interval it runs, so its latents are current when it starts
+    [InlineData(0.3, 0.6, new[] { 4, 4, 4, 4, 4, 4, 2, 2 })]
+    public void The_null_class_runs_until_the_guidance_interval_is_behind_the_row(double low, double high, int[] batches)
+    {
+        var net = new ToyDenoiser(ToyDenoiser.MakeSpec());
+        var settings = Ddim8 with { Guidance = 2f, GuidanceInterval = new GuidanceInterval(low, high) };
+        var images = new RinSampler(net).Generate(settings, [new ImageRequest(0, 1), new ImageRequest(2, 2)]);
+        Assert.Equal(batches, net.Batches);
+        Assert.All(net.ClassIds.Where(c => c.Length == 2), c => Assert.Equal([0L, 2L], c));
+
+        // Exact: the plain reference runs both halves at every step and agrees.
+        var expected = ReferenceSampler.FinalX0(new ToyDenoiser(ToyDenoiser.MakeSpec()) { Record = false }, settings, new ImageRequest(2, 2), PhiloxNoise.Instance);
+        var x0 = new float[2 * expected.Length];
+        new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec()) { Record = false }).Sample(settings, [new ImageRequest(0, 1), new ImageRequest(2, 2)], x0, null, null, default);
+        Assert.All(expected.Zip(x0[expected.Length..]), p => Assert.True(Math.Abs(p.First - p.Second) <= 1e-5, $"{p.Second} vs {p.First}"));
+        Assert.Equal(2, images.Count);
     }
 
     [Fact]
