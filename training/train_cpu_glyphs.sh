@@ -8,6 +8,8 @@
 # a slow box: TABLE_SEEDS=1 halves it (one seed a class, 284 images a row, default 2); SAMPLER_TABLE=keep skips it
 # and writes the last table's choice (runs/glyph-sampler-table, judged on an earlier trunk) into the new files;
 # SAMPLER_TABLE=0 skips it and leaves the files without one (the service then runs DDIM 50).
+# INTERVALS="W@LOW,HIGH ..." also judges guidance on intervals of t against the chosen weight on every step, and writes
+# the winner (training.guidance_interval's rule) into the files; unset, they guide every step.
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 py=${PYTHON:-/usr/bin/python3}
@@ -73,6 +75,22 @@ if [ "${SAMPLER_TABLE:-1}" = 1 ]; then
 elif [ "${SAMPLER_TABLE}" = keep ]; then
   stage "sampler and steps: the last table's choice (runs/glyph-sampler-table), not re-run"
   $py -m training.sampler_table apply runs/glyph-sampler-table --files models/glyph-768.onnx models/glyph-1024.onnx
+fi
+
+if [ -n "${INTERVALS:-}" ]; then
+  # INTERVALS="3@0.4,1 4@0.5,1": guidance weights on intervals of t, each judged against the default (weight $guidance on
+  # every step), paired, at 256 px with the files' sampler and steps; the rule of training.guidance_interval picks one.
+  stage "guidance intervals at 256 px: training.guidance_interval, all 284 classes, against ${guidance}@0,1"
+  gi=runs/glyph-guidance
+  rm -rf "$gi"
+  read -r gi_sampler gi_steps < <($py -c "
+from training.export import read_metadata
+m = read_metadata('models/glyph-768.onnx')
+print(m.get('rin.default_sampler', 'ddim'), m.get('rin.default_steps', 50))")
+  $py -m training.guidance_interval run "$gi" --model runs/glyph-256/glyph-256.onnx --sampler "$gi_sampler" --steps "$gi_steps" \
+      --configs "${guidance}@0,1" $INTERVALS 2>/dev/null
+  $py -m training.guidance_interval report "$gi" | tee "$gi/table.md"
+  $py -m training.guidance_interval apply "$gi" --files models/glyph-768.onnx models/glyph-1024.onnx
 fi
 
 for res in 768 1024; do
