@@ -542,3 +542,24 @@ def test_a_continuation_counts_the_steps_behind_the_weights_it_starts_from_and_t
     out = str(tmp_path / "m.onnx")
     assert export_main([str(tmp_path / "third" / "ckpt.pt"), out, "--float32"]) == 0
     assert read_metadata(out)["rin.train_steps"] == "6"
+
+
+def test_export_stores_a_guidance_interval_and_refuses_a_bad_one(tmp_path):
+    from PIL import Image
+    from training.export import main as export_main
+    from training.train import train
+    data = tmp_path / "data"
+    for i in range(TINY.num_classes):
+        (data / f"c{i}").mkdir(parents=True)
+        Image.new("L", (16, 16), i * 20).save(data / f"c{i}" / "0.png")
+    cfg = load_config(None, [f"model.{k}={json.dumps(v)}" for k, v in TINY.to_dict().items() if k != "class_names"]
+                      + [f"dataset={data}", f"out_dir={tmp_path / 'run'}", "name=run", "steps=1", "batch_size=2",
+                         "sample_every=0", "sample_steps=2"])
+    train(cfg, "cpu", quiet=True)
+    ckpt, out = str(tmp_path / "run" / "ckpt.pt"), str(tmp_path / "m.onnx")
+    assert export_main([ckpt, out, "--float32", "--guidance", "2", "--guidance-interval", "0.4,1"]) == 0
+    meta = read_metadata(out)
+    assert (meta["rin.default_guidance"], meta["rin.guidance_interval"]) == ("2", "0.4,1")
+    bad = str(tmp_path / "bad.onnx")
+    assert export_main([ckpt, bad, "--float32", "--guidance-interval", "1,0.4"]) == 2
+    assert not os.path.exists(bad)
