@@ -28,11 +28,14 @@ public class SamplerTests
         string kind, Prediction prediction, string schedule, float guidance, bool normalize)
     {
         var net = new ToyDenoiser(ToyDenoiser.MakeSpec(prediction, normalize: normalize, channels: 2)) { Record = false };
-        var settings = new SamplerSettings(7, kind, schedule, guidance);
-        var requests = new[] { new ImageRequest(2, 11), new ImageRequest(0, 12) };
+        AssertMatchesReference(net, new SamplerSettings(7, kind, schedule, guidance), [new ImageRequest(2, 11), new ImageRequest(0, 12)]);
+    }
+
+    /// <summary>Samples the requests in one batch and checks each final x̂0 against <see cref="ReferenceSampler"/>; returns them.</summary>
+    private static float[] AssertMatchesReference(ToyDenoiser net, SamplerSettings settings, ImageRequest[] requests)
+    {
         var x0 = new float[requests.Length * net.Spec.PixelsPerImage];
         new RinSampler(net).Sample(settings, requests, x0, null, null, default);
-
         for (var b = 0; b < requests.Length; b++)
         {
             var expected = ReferenceSampler.FinalX0(net, settings, requests[b], PhiloxNoise.Instance);
@@ -42,6 +45,7 @@ public class SamplerTests
                 Assert.True(Math.Abs(expected[k] - actual[k]) <= 1e-5, $"image {b} element {k}: {actual[k]} vs {expected[k]}");
             }
         }
+        return x0;
     }
 
     [Theory]
@@ -53,22 +57,12 @@ public class SamplerTests
         Assert.True(GuidanceInterval.TryParse(interval, out var parsed, out _));
         var net = new ToyDenoiser(ToyDenoiser.MakeSpec(Prediction.Eps, channels: 2)) { Record = false };
         var settings = new SamplerSettings(7, kind, "cosine", 2f) { GuidanceInterval = parsed };
-        var requests = new[] { new ImageRequest(2, 11), new ImageRequest(0, 12) };
-        var x0 = new float[requests.Length * net.Spec.PixelsPerImage];
-        new RinSampler(net).Sample(settings, requests, x0, null, null, default);
+        ImageRequest[] requests = [new ImageRequest(2, 11), new ImageRequest(0, 12)];
+        var x0 = AssertMatchesReference(net, settings, requests);
 
         var whole = new float[x0.Length];
         new RinSampler(net).Sample(settings with { GuidanceInterval = GuidanceInterval.Whole }, requests, whole, null, null, default);
-        Assert.NotEqual(whole, x0); // the interval changed something, so the reference below checks real work
-        for (var b = 0; b < requests.Length; b++)
-        {
-            var expected = ReferenceSampler.FinalX0(net, settings, requests[b], PhiloxNoise.Instance);
-            var actual = x0.AsSpan(b * expected.Length, expected.Length).ToArray();
-            for (var k = 0; k < expected.Length; k++)
-            {
-                Assert.True(Math.Abs(expected[k] - actual[k]) <= 1e-5, $"image {b} element {k}: {actual[k]} vs {expected[k]}");
-            }
-        }
+        Assert.NotEqual(whole, x0); // the interval changed something, so the reference agreeing checked real work
     }
 
     [Fact]
@@ -94,10 +88,7 @@ public class SamplerTests
         Assert.All(net.ClassIds.Where(c => c.Length == 2), c => Assert.Equal([0L, 2L], c));
 
         // Exact: the plain reference runs both halves at every step and agrees.
-        var expected = ReferenceSampler.FinalX0(new ToyDenoiser(ToyDenoiser.MakeSpec()) { Record = false }, settings, new ImageRequest(2, 2), PhiloxNoise.Instance);
-        var x0 = new float[2 * expected.Length];
-        new RinSampler(new ToyDenoiser(ToyDenoiser.MakeSpec()) { Record = false }).Sample(settings, [new ImageRequest(0, 1), new ImageRequest(2, 2)], x0, null, null, default);
-        Assert.All(expected.Zip(x0[expected.Length..]), p => Assert.True(Math.Abs(p.First - p.Second) <= 1e-5, $"{p.Second} vs {p.First}"));
+        AssertMatchesReference(new ToyDenoiser(ToyDenoiser.MakeSpec()) { Record = false }, settings, [new ImageRequest(0, 1), new ImageRequest(2, 2)]);
         Assert.Equal(2, images.Count);
     }
 

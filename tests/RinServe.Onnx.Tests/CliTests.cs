@@ -59,17 +59,20 @@ public sealed class CliTests
             m["rin.default_guidance"] = "3";
             return m;
         }));
-        byte[] Sample(string model, string name, params string[] extra)
-        {
-            var output = Path.Combine(folder.Path, name);
-            Assert.Equal(0, RunCli(["--model", model, "--class", "4", "--steps", "3", "--seed", "9", "--out", output, .. extra]));
-            return File.ReadAllBytes(output);
-        }
+        byte[] Sample(string model, string name, params string[] extra) => SamplePng(folder, model, name, extra);
 
         var byDefault = Sample(guided, "default.png");
         Assert.Equal(Sample(Tiny, "explicit.png", "--guidance", "3"), byDefault);
         Assert.NotEqual(Sample(guided, "unguided.png", "--guidance", "0"), byDefault);
         Assert.Equal(Sample(Tiny, "plain.png"), Sample(guided, "unguided-again.png", "--guidance", "0"));
+    }
+
+    /// <summary>Class 4, seed 9, 3 steps (t = 1, 2/3, 1/3) into the folder; the CLI must exit 0; the PNG's bytes.</summary>
+    private static byte[] SamplePng(TempFolder folder, string model, string name, string[] extra)
+    {
+        var output = Path.Combine(folder.Path, name);
+        Assert.Equal(0, RunCli(["--model", model, "--class", "4", "--steps", "3", "--seed", "9", "--out", output, .. extra]));
+        return File.ReadAllBytes(output);
     }
 
     [Fact]
@@ -82,12 +85,7 @@ public sealed class CliTests
             m["rin.guidance_interval"] = "0,0.5";
             return m;
         }));
-        byte[] Sample(string model, string name, params string[] extra)
-        {
-            var output = Path.Combine(folder.Path, name);
-            Assert.Equal(0, RunCli(["--model", model, "--class", "4", "--steps", "4", "--seed", "9", "--out", output, .. extra]));
-            return File.ReadAllBytes(output);
-        }
+        byte[] Sample(string model, string name, params string[] extra) => SamplePng(folder, model, name, extra);
 
         var byModel = Sample(limited, "by-model.png");
         Assert.Equal(Sample(Tiny, "named.png", "--guidance", "3", "--guidance-interval", "0,0.5"), byModel);
