@@ -146,8 +146,9 @@ def sample(model, class_id, *, steps: int, schedule: Schedule, input_scale: floa
 
     sampler: 'ddim', 'ddpm' (large variance 1 - alpha), 'ddpm_small' or 'dpmpp_2m' (DPM-Solver++(2M)). x_init [B,C,H,W] and
     noise [steps,B,C,H,W] may be given (the parity fixtures do); otherwise drawn from generator. guidance_interval
-    (low, high): only steps whose t lies in [low, high] are guided, the others take the class half alone (both halves
-    still run, so the null class's latents stay current), as the C# sampler does (GuidanceInterval).
+    (low, high): only steps whose t lies in [low, high] are guided, the others take the class half alone (this reference
+    runs both halves at every step; the C# sampler, GuidanceInterval, skips the null class once t is below the interval,
+    where its prediction is unused, with the same result).
     """
     cfg = model.cfg
     dev = next(model.parameters()).device

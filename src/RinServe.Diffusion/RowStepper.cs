@@ -5,8 +5,8 @@ namespace RinServe.Diffusion;
 /// <summary>
 /// Runs one step of any set of rows in one network call: each row at its own step, with its own schedule, sampler and
 /// guidance (the model must be the stepper's). The call's batch is every row's class half, then the null-class half of the
-/// guided rows whose guidance interval is not yet behind them (<see cref="SampleRow.NetworkRows"/>); γ, class and self-conditioning latents go per row. Writes straight into the network's own arrays when it
-/// lends them (<see cref="IBufferedDenoiser"/>), else into buffers it reuses from call to call (growing them when a
+/// guided rows whose guidance interval is not yet behind them (<see cref="SampleRow.NetworkRows"/>); γ, class and
+/// self-conditioning latents go per row. Writes straight into the network's own arrays when it lends them (<see cref="IBufferedDenoiser"/>), else into buffers it reuses from call to call (growing them when a
 /// bigger set comes), so a loop allocates nothing per step. One stepper per loop: not thread-safe.
 /// </summary>
 public sealed class RowStepper : IDisposable

@@ -17,9 +17,10 @@ public sealed record SamplerSettings(int Steps, string Sampler, string Schedule,
 /// <summary>
 /// The part of the trajectory that classifier-free guidance acts on (Kynkäänniemi et al. 2024, "Applying guidance in a
 /// limited interval"): a step at time t (1 = pure noise, 0 = the image; step i of n is at t = 1 − i/n) is guided when
-/// <see cref="Low"/> ≤ t ≤ <see cref="High"/>, and unguided (the class prediction alone) otherwise. Both halves of the
-/// network call still run at every step, so the null class's self-conditioning latents stay current. Written "low,high"
-/// (<c>rin.guidance_interval</c>, the CLI's --guidance-interval).
+/// <see cref="Low"/> ≤ t ≤ <see cref="High"/>, and unguided (the class prediction alone) otherwise. Before the interval
+/// the null class still runs, so its self-conditioning latents are current when guidance starts; once t is below it, the
+/// null class is no longer run (<see cref="SampleRow.NetworkRows"/>). Written "low,high" (<c>rin.guidance_interval</c>,
+/// the CLI's --guidance-interval).
 /// </summary>
 public readonly record struct GuidanceInterval(double Low, double High)
 {
