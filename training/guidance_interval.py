@@ -23,13 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 
 import torch
 
-from .sampler_table import CLI, paired_difference, paired_fd_ratio
+from .sampler_table import generate_and_judge, paired_difference, paired_fd_ratio
 
 
 def parse_config(text: str) -> dict:
@@ -48,7 +46,6 @@ def features_path(out: str, label: str) -> str:
 
 
 def run(model: str, out: str, configs: list[dict], per_class: int, seed: int, threads: int, sampler: list[str]) -> None:
-    from .glyph_judge import judge_folder_paired
     os.makedirs(out, exist_ok=True)
     rows_path = os.path.join(out, "rows.jsonl")
     done = set()
@@ -58,19 +55,11 @@ def run(model: str, out: str, configs: list[dict], per_class: int, seed: int, th
     for c in configs:
         if c["label"] in done:
             continue
-        folder = os.path.join(out, c["label"])
-        shutil.rmtree(folder, ignore_errors=True)
-        subprocess.run(["dotnet", CLI, "--model", model, "--class", "all", "--n", str(per_class), "--seed", str(seed),
-                        "--guidance", f"{c['guidance']:g}", "--guidance-interval", f"{c['low']:g},{c['high']:g}",
-                        "--threads", str(threads), *sampler, "--out", os.path.join(folder, "s.png")], check=True,
-                       stdout=subprocess.DEVNULL)
-        if per_class == 1:   # the CLI names one image per class <name>-c<class>.png; the judge reads <name>-c<class>-<i>.png
-            for name in os.listdir(folder):
-                os.rename(os.path.join(folder, name), os.path.join(folder, name[:-4] + "-0.png"))
-        figures = judge_folder_paired(folder)
-        torch.save(dict(features=figures.pop("features"), reference=figures.pop("reference")), features_path(out, c["label"]))
+        figures = generate_and_judge(
+            os.path.join(out, c["label"]), features_path(out, c["label"]), "glyph", per_class,
+            ["--model", model, "--seed", str(seed), "--guidance", f"{c['guidance']:g}",
+             "--guidance-interval", f"{c['low']:g},{c['high']:g}", "--threads", str(threads), *sampler])
         row = dict(model=os.path.basename(model), **c, **figures)
-        shutil.rmtree(folder)
         with open(rows_path, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(f"{c['label']:14s} accuracy {row['accuracy']:.4f} ± {row['accuracy_se']:.4f}, FD {row['fd']:.3f} ± "

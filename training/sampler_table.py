@@ -67,27 +67,35 @@ def run(model: str, out: str, samplers: list[str], steps: list[int], per_class: 
         for n in steps:
             if (sampler, n) in done:
                 continue
-            folder = os.path.join(out, f"{sampler}-{n}")
-            shutil.rmtree(folder, ignore_errors=True)
-            subprocess.run(["dotnet", CLI, "--model", model, "--class", "all", "--n", str(per_class), "--seed", str(seed),
-                            "--sampler", sampler, "--steps", str(n), "--threads", str(threads),
-                            *([] if guidance is None else ["--guidance", f"{guidance:g}"]),
-                            "--out", os.path.join(folder, "s.png")], check=True, stdout=subprocess.DEVNULL)
-            if per_class == 1:   # the CLI names one image per class <name>-c<class>.png; the judges read <name>-c<class>-<i>.png
-                for name in os.listdir(folder):
-                    os.rename(os.path.join(folder, name), os.path.join(folder, name[:-4] + "-0.png"))
-            if judge == "glyph":
-                from .glyph_judge import judge_folder_paired
-                figures = judge_folder_paired(folder)
-            else:
-                figures = judge_images(folder)
-            torch.save(dict(features=figures.pop("features"), reference=figures.pop("reference")), features_path(out, sampler, n))
+            figures = generate_and_judge(
+                os.path.join(out, f"{sampler}-{n}"), features_path(out, sampler, n), judge, per_class,
+                ["--model", model, "--seed", str(seed), "--sampler", sampler, "--steps", str(n), "--threads", str(threads),
+                 *([] if guidance is None else ["--guidance", f"{guidance:g}"])])
             row = dict(model=os.path.basename(model), sampler=sampler, steps=n, judge=judge, **figures)
-            shutil.rmtree(folder)
             with open(rows_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"{sampler:9s} {n:3d} steps: accuracy {row['accuracy']:.4f} ± {row['accuracy_se']:.4f}, "
                   f"FD {row['fd']:.3f} ± {row['fd_se']:.3f} (real {row['real_fd']:.3f})", flush=True)
+
+
+def generate_and_judge(folder: str, features_file: str, judge: str, per_class: int, cli_args: list[str]) -> dict:
+    """One row of a paired table: the CLI (the service's sampler, cli_args naming the model and the request) makes
+    per_class images of every class into folder, the judge (fmnist or glyph) scores them, their features and the
+    reference's Gaussian go to features_file, the images are removed; the figures (accuracy, FD, each image's verdict)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    subprocess.run(["dotnet", CLI, *cli_args, "--class", "all", "--n", str(per_class), "--out", os.path.join(folder, "s.png")],
+                   check=True, stdout=subprocess.DEVNULL)
+    if per_class == 1:   # the CLI names one image per class <name>-c<class>.png; the judges read <name>-c<class>-<i>.png
+        for name in os.listdir(folder):
+            os.rename(os.path.join(folder, name), os.path.join(folder, name[:-4] + "-0.png"))
+    if judge == "glyph":
+        from .glyph_judge import judge_folder_paired
+        figures = judge_folder_paired(folder)
+    else:
+        figures = judge_images(folder)
+    torch.save(dict(features=figures.pop("features"), reference=figures.pop("reference")), features_file)
+    shutil.rmtree(folder)
+    return figures
 
 
 def features_path(out: str, sampler: str, steps: int) -> str:

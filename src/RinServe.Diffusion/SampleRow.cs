@@ -76,7 +76,7 @@ public sealed class SampleRow : IDisposable
     internal bool Guided => Settings.Guidance > 0;
 
     /// <summary>Whether the next step runs the null class: guided, and t (as <see cref="StepTimes.T"/>) not yet below the interval.</summary>
-    internal bool NeedsNullClass => Guided && 1.0 - (double)StepsDone / Settings.Steps >= Settings.GuidanceInterval!.Value.Low;
+    internal bool NeedsNullClass => Guided && StepTimes.TimeOf(StepsDone, Settings.Steps) >= Settings.GuidanceInterval!.Value.Low;
 
     /// <summary>Σx and Σx² of x_t, for the next step's input normalization.</summary>
     internal (double Sum, double SumOfSquares) Statistics { get; set; }

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace RinServe.Diffusion;
 
 /// <summary>
@@ -41,8 +43,8 @@ public readonly record struct GuidanceInterval(double Low, double High)
         error = null;
         var parts = text?.Split(',') ?? [];
         if (parts.Length != 2
-            || !double.TryParse(parts[0].Trim(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var low)
-            || !double.TryParse(parts[1].Trim(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var high))
+            || !double.TryParse(parts[0].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var low)
+            || !double.TryParse(parts[1].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var high))
         {
             error = $"'{UserText.Shorten(text ?? string.Empty)}' is not two numbers 'low,high' (e.g. '0.1,0.8')";
             return false;
@@ -56,7 +58,7 @@ public readonly record struct GuidanceInterval(double Low, double High)
         return true;
     }
 
-    public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Low:R},{High:R}");
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Low:R},{High:R}");
 }
 
 /// <summary>One image to generate: its class and the seed that alone decides its noise.</summary>

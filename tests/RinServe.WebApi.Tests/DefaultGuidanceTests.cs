@@ -42,7 +42,7 @@ public sealed class DefaultGuidanceTests(GuidedModelService service) : IClassFix
 {
     private readonly HttpClient _client = service.Factory.CreateClient();
 
-    private static async Task<byte[]> PostAsync(HttpClient client, string query)
+    internal static async Task<byte[]> PostAsync(HttpClient client, string query)
     {
         var response = await client.PostAsync("/generate?" + query, null);
         Assert.True(response.StatusCode == HttpStatusCode.OK, $"{query}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
@@ -164,16 +164,9 @@ public sealed class GuidanceIntervalTests(IntervalGuidedModelService service, Gu
     {
         // The same weight (1.5) and request on the same network: only the interval differs, so the pixels must.
         const string Query = "class=7&steps=4&seed=42&format=webp";
-        var limited = await Generate(_client, Query);
-        var everyStep = await Generate(whole.Factory.CreateClient(), Query);
+        var limited = await DefaultGuidanceTests.PostAsync(_client, Query);
+        var everyStep = await DefaultGuidanceTests.PostAsync(whole.Factory.CreateClient(), Query);
         Assert.NotEqual(everyStep, limited);
-        Assert.Equal(await Generate(whole.Factory.CreateClient(), Query + "&guidance=0"), await Generate(_client, Query + "&guidance=0"));
-    }
-
-    private static async Task<byte[]> Generate(HttpClient client, string query)
-    {
-        var response = await client.PostAsync("/generate?" + query, null);
-        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{query}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
-        return await response.Content.ReadAsByteArrayAsync();
+        Assert.Equal(await DefaultGuidanceTests.PostAsync(whole.Factory.CreateClient(), Query + "&guidance=0"), await DefaultGuidanceTests.PostAsync(_client, Query + "&guidance=0"));
     }
 }

@@ -13,13 +13,16 @@ public readonly record struct StepTimes(int Index, int Steps, double Gamma, doub
 
     public bool IsLast => Index == Steps - 1;
 
-    /// <summary>The step's time t = 1 − i/n (1: pure noise), where γ is read.</summary>
-    public double T => 1.0 - (double)Index / Steps;
+    /// <summary>The step's time t (1: pure noise), where γ is read.</summary>
+    public double T => TimeOf(Index, Steps);
+
+    /// <summary>t of step <paramref name="index"/> of <paramref name="steps"/>: 1 − i/n, at least 0. The one definition the schedule, the guidance interval and the rows read.</summary>
+    public static double TimeOf(int index, int steps) => Math.Max(1.0 - (double)index / steps, 0.0);
 
     public static StepTimes At(Schedule schedule, int index, int steps)
     {
         ArgumentNullException.ThrowIfNull(schedule);
-        double GammaOf(int i) => schedule.Gamma(Math.Max(1.0 - (double)i / steps, 0.0));
+        double GammaOf(int i) => schedule.Gamma(TimeOf(i, steps));
         return new(index, steps, GammaOf(index), GammaOf(index + 1), index > 0 ? GammaOf(index - 1) : double.NaN);
     }
 
