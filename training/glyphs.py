@@ -93,9 +93,29 @@ def base_of() -> list[int]:
     """Class id -> the id of its base letter, the first character of its canonical decomposition (U+00C0 -> A;
     U+0133 and U+0141 have none and stay). A diagnostic, not a goal: accuracy up to the marks tells a model that
     draws the wrong letter from one that draws the right letter with the wrong mark."""
+    return class_parts(CLASS_NAMES)[0]
+
+
+def char_of(name: str) -> str:
+    """The character a class name (class_name's form, 'Ï (U+00CF)') stands for; ValueError for any other name."""
+    m = re.fullmatch(r".* \(U\+([0-9A-F]{4,6})\)", name)
+    if not m:
+        raise ValueError(f"{name!r} is not a glyph class name ('X (U+XXXX)')")
+    return chr(int(m.group(1), 16))
+
+
+def class_parts(names: list[str]) -> tuple[list[int], list[int], int]:
+    """Each class's parts by its canonical decomposition: (base, mark, number of marks). base: the id of the class
+    its first character names (U+00C0 -> A), or its own id where that is no class or there is none (U+0133, U+0141
+    stay). mark: 0 for none, else 1 + the index of its combining sequence among the distinct ones, in order of
+    first appearance (U+00C0 and U+00C8 share the grave's). training.train's class_parts shares them across classes."""
     import unicodedata
-    firsts = [unicodedata.normalize("NFD", ch)[0] for ch in CHARS]
-    return [CHARS.index(f) if f in CHARS else i for i, f in enumerate(firsts)]
+    chars = [char_of(n) for n in names]
+    decomposed = [unicodedata.normalize("NFD", ch) for ch in chars]
+    base = [chars.index(d[0]) if d[0] in chars else i for i, d in enumerate(decomposed)]
+    marks = list(dict.fromkeys(d[1:] for d in decomposed if len(d) > 1))
+    mark = [1 + marks.index(d[1:]) if len(d) > 1 else 0 for d in decomposed]
+    return base, mark, len(marks)
 
 
 @dataclass

@@ -225,6 +225,7 @@ class RIN(nn.Module):
         self.latents = nn.Parameter(torch.randn(1, cfg.num_latents, d) * 0.02)
         self.time_mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
         self.class_embed = nn.Embedding(cfg.num_classes + (1 if cfg.null_class is not None else 0), d)
+        self.class_parts = None   # training only (ClassParts); inference_state folds it into class_embed
         # Latent self-conditioning: LN -> MLP -> zero-initialized LN, added to the latents.
         self.selfcond_norm = nn.LayerNorm(d)
         self.selfcond_mlp = mlp(d, 2.0)
@@ -263,7 +264,10 @@ class RIN(nn.Module):
         latents = self.latents.expand(b, -1, -1)
         latents = latents + self.selfcond_out(self.selfcond_mlp(self.selfcond_norm(latents_in)))
         time_token = self.time_mlp(gamma_embedding(gamma, cfg.latent_dim))[:, None, :]
-        class_token = self.class_embed(class_id)[:, None, :]
+        class_token = self.class_embed(class_id)
+        if self.class_parts is not None:
+            class_token = class_token + self.class_parts(class_id)
+        class_token = class_token[:, None, :]
         tokens = torch.cat([latents, time_token, class_token], dim=1)
 
         for block in self.blocks:
@@ -290,3 +294,36 @@ class RIN(nn.Module):
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class ClassParts(nn.Module):
+    """Embeddings shared by the classes that share a part, added to each class's own embedding: one per base letter
+    and one per mark (glyphs.class_parts), so that all 24 classes with an acute train one acute. Zero at the start,
+    so a model gains them without changing what it draws. Training only: the sum is linear in the class, so
+    inference_state folds it into class_embed and the exported graph and the model contract stay as they are. The
+    null class (guidance) has its own base row and no mark."""
+
+    def __init__(self, base: list[int], mark: list[int], num_marks: int, rows: int, dim: int):
+        super().__init__()
+        pad = rows - len(base)                       # the null class, if any: its own base row, mark 0
+        self.register_buffer("base_of", torch.tensor(base + list(range(len(base), rows)), dtype=torch.long))
+        self.register_buffer("mark_of", torch.tensor(mark + [0] * pad, dtype=torch.long))
+        self.base = nn.Embedding(rows, dim)
+        self.mark = nn.Embedding(num_marks + 1, dim)
+        nn.init.zeros_(self.base.weight)
+        nn.init.zeros_(self.mark.weight)
+
+    def forward(self, class_id: torch.Tensor) -> torch.Tensor:
+        return self.base(self.base_of[class_id]) + self.mark(self.mark_of[class_id])
+
+    def table(self) -> torch.Tensor:
+        """What the parts add to every class row of class_embed."""
+        return self(torch.arange(self.base_of.shape[0], device=self.base_of.device))
+
+
+def inference_state(model: RIN) -> dict:
+    """The model's state as a plain RIN's: any ClassParts folded into class_embed.weight, its own tensors dropped."""
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("class_parts.")}
+    if model.class_parts is not None:
+        state["class_embed.weight"] = (model.class_embed.weight + model.class_parts.table()).detach().clone()
+    return state

@@ -21,10 +21,11 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 import torch.nn.functional as F
 
+from . import glyphs
 from .data import DatasetError, batch_stream, to_model_input
 from .diffusion import Schedule, loss_weights, sample, training_loss
 from .lamb import Lamb
-from .model import RIN, RINConfig
+from .model import RIN, ClassParts, RINConfig, inference_state
 
 
 @dataclass
@@ -54,6 +55,7 @@ class TrainConfig:
     init_from: str = ""                  # a checkpoint whose matching tensors start this model
     bf16: bool = False                   # autocast on CUDA
     data_workers: int = 0                # > 0: glyphs rendered by this many processes as training runs
+    class_parts: bool = False            # glyphs: base-letter and mark embeddings shared across classes (ClassParts)
 
     def validate(self) -> None:
         self.model.validate()
@@ -116,7 +118,8 @@ def param_groups(model, weight_decay):
     """No weight decay and no trust ratio on norms, biases and embeddings (< 2 dims, plus pos/latents)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 or name in ("pos_embed", "latents") or "embed.weight" in name else decay).append(p)
+        embedding = "embed.weight" in name or name.startswith("class_parts.")
+        (no_decay if p.ndim < 2 or name in ("pos_embed", "latents") or embedding else decay).append(p)
     return [dict(params=decay, weight_decay=weight_decay),
             dict(params=no_decay, weight_decay=0.0, adapt=False)]
 
@@ -223,7 +226,11 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
         raise ValueError(f"dataset has {len(class_names)} classes, model.num_classes is {cfg.model.num_classes}")
     torch.manual_seed(cfg.seed)
     model = RIN(cfg.model).to(device)
-    ema = copy.deepcopy(model).eval()
+    ema = copy.deepcopy(model).eval()      # a plain RIN: the class parts, if any, reach it folded (inference_state)
+    if cfg.class_parts:
+        base, mark, num_marks = glyphs.class_parts(cfg.model.class_names)
+        model.class_parts = ClassParts(base, mark, num_marks, model.class_embed.num_embeddings,
+                                       cfg.model.latent_dim).to(device)
     opt = Lamb(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     schedule = Schedule(cfg.train_schedule)
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
@@ -239,7 +246,7 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
     elif cfg.init_from:
         src = torch.load(cfg.init_from, map_location="cpu")
         taken = init_from_checkpoint(model, src, cfg.input_scale)
-        ema.load_state_dict(model.state_dict())
+        ema.load_state_dict(inference_state(model))
         before = trained_steps(src)
         print(f"initialized {len(taken)} tensors from {cfg.init_from} ({before} steps behind them)", file=sys.stderr)
 
@@ -277,8 +284,11 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
         opt.step()
         decay = min(cfg.ema_decay, (1 + step) / (10 + step))        # EMA warm-up
         with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
+            targets = dict(model.named_parameters())
+            if model.class_parts is not None:   # the EMA of the folded table is the folded table of the EMAs
+                targets["class_embed.weight"] = model.class_embed.weight + model.class_parts.table()
+            for name, pe in ema.named_parameters():
+                pe.lerp_(targets[name], 1 - decay)
         step += 1
         history.append(float(loss))
         bar.update(1)

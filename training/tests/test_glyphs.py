@@ -134,3 +134,17 @@ def test_class_gap_compares_the_true_class_with_another_on_the_same_noise(tmp_pa
     blind = gap(tmp_path / "blind.pt")
     assert all(abs(r["true"] - r["other"]) < 1e-6 for r in blind)
     assert all(r["true"] > 0 for r in blind)
+
+
+def test_class_parts_share_each_mark_across_the_letters_that_carry_it():
+    base, mark, num_marks = glyphs.class_parts(glyphs.CLASS_NAMES)
+    at = {ch: i for i, ch in enumerate(glyphs.CHARS)}
+    assert num_marks == 13 and base == glyphs.base_of()
+    assert mark[at["\u00C0"]] == mark[at["\u00E8"]] == mark[at["\u00F2"]] > 0        # the grave: one row
+    assert mark[at["\u00C1"]] != mark[at["\u00C0"]]
+    unmarked = "".join(ch for ch, m in zip(glyphs.CHARS, mark) if m == 0 and ord(ch) > 0x7E)
+    assert unmarked == ("\u00C6\u00D0\u00D8\u00DE\u00DF\u00E6\u00F0\u00F8\u00FE\u0110\u0111\u0126\u0127\u0131"
+                        "\u0132\u0133\u0138\u013F\u0140\u0141\u0142\u0149\u014A\u014B\u0152\u0153\u0166\u0167\u017F")
+    assert all(m == 0 for ch, m in zip(glyphs.CHARS, mark) if ord(ch) <= 0x7E)
+    with pytest.raises(ValueError, match="not a glyph class name"):
+        glyphs.class_parts(["T-shirt/top"])

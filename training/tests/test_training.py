@@ -563,3 +563,61 @@ def test_export_stores_a_guidance_interval_and_refuses_a_bad_one(tmp_path):
     bad = str(tmp_path / "bad.onnx")
     assert export_main([ckpt, bad, "--float32", "--guidance-interval", "1,0.4"]) == 2
     assert not os.path.exists(bad)
+
+
+def test_class_parts_train_shared_marks_and_fold_into_a_plain_model_that_draws_the_same(tmp_path):
+    """class_parts: a base-letter and a mark embedding shared across classes, added to each class's own. The run
+    saves the EMA as a plain RIN (the parts folded into class_embed), so export, carry and init_from see no change,
+    and a plain model loaded with it predicts exactly what the model with its parts predicts."""
+    from PIL import Image
+    from training.glyphs import char_of, class_name
+    from training.model import ClassParts, inference_state
+    from training.train import train
+    chars = ["A", "\u00C0", "\u00C1", "E", "\u00C8", "\u00C9", "a", "\u00E0", "\u0141", "!"]
+    data = tmp_path / "data"
+    for i, ch in enumerate(chars):
+        (data / class_name(ch)).mkdir(parents=True)
+        Image.new("L", (16, 16), i * 20).save(data / class_name(ch) / "0.png")
+
+    def config(name, *extra):
+        return load_config(None, [f"model.{k}={json.dumps(v)}" for k, v in TINY.to_dict().items() if k != "class_names"]
+                           + [f"dataset={data}", f"out_dir={tmp_path / name}", f"name={name}", "steps=3",
+                              "batch_size=4", "sample_every=0", "sample_steps=2", "class_parts=true", *extra])
+
+    train(config("parts"), "cpu", quiet=True)
+    state = torch.load(tmp_path / "parts" / "ckpt.pt")
+    assert not any(k.startswith("class_parts.") for k in state["ema"])
+    names = sorted(k for k in state["model"] if k.startswith("class_parts."))
+    assert names == ["class_parts.base.weight", "class_parts.base_of", "class_parts.mark.weight", "class_parts.mark_of"]
+    # The grave of A, E and a is one row, A is the base of its marked forms, L with stroke has no parts but its own,
+    # and the mark rows moved from zero: they trained.
+    at = {char_of(n): i for i, n in enumerate(state["config"]["model"]["class_names"])}
+    mark, base = state["model"]["class_parts.mark_of"].tolist(), state["model"]["class_parts.base_of"].tolist()
+    assert mark[at["\u00C0"]] == mark[at["\u00C8"]] == mark[at["\u00E0"]] != mark[at["\u00C1"]] == mark[at["\u00C9"]]
+    assert mark[at["A"]] == mark[at["\u0141"]] == 0 and mark[at["\u00C0"]] > 0
+    assert (base[at["\u00C1"]], base[at["\u00E0"]], base[at["\u0141"]]) == (at["A"], at["a"], at["\u0141"])
+    assert state["model"]["class_parts.mark.weight"].abs().sum() > 0
+    # Fold: a plain model with inference_state draws what the model with its parts draws.
+    torch.manual_seed(1)
+    model = tiny()
+    model.class_parts = ClassParts([0, 0, 0, 3, 3, 3, 6, 6, 8, 9], [0, 1, 2, 0, 1, 2, 0, 1, 0, 0], 2,
+                                   model.class_embed.num_embeddings, model.cfg.latent_dim)
+    for p in model.class_parts.parameters():
+        torch.nn.init.normal_(p)
+    plain = tiny()
+    plain.load_state_dict(inference_state(model))
+    x, gamma = torch.randn(11, 1, 16, 16), torch.rand(11)
+    ids, latents = torch.arange(11), torch.randn(11, model.cfg.num_latents, model.cfg.latent_dim)
+    with torch.no_grad():
+        for a, b in zip(model(x, gamma, ids, latents), plain(x, gamma, ids, latents)):
+            assert torch.allclose(a, b, atol=1e-5)
+    # A continuation starts from the folded weights with fresh, zero parts, and a run resumes with its own.
+    train(config("next", f"init_from={tmp_path / 'parts' / 'ckpt.pt'}"), "cpu", quiet=True)
+    assert train(config("next", "steps=4"), "cpu", quiet=True)["steps"] == 4
+    # Class names that are not glyphs' have no parts: refused with the name.
+    plain_data = tmp_path / "plain"
+    for i in range(TINY.num_classes):
+        (plain_data / f"c{i}").mkdir(parents=True)
+        Image.new("L", (16, 16), i * 20).save(plain_data / f"c{i}" / "0.png")
+    with pytest.raises(ValueError, match="'c0' is not a glyph class name"):
+        train(config("bad", f"dataset={plain_data}"), "cpu", quiet=True)
