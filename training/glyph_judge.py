@@ -235,6 +235,40 @@ def judge_folder(folder: str) -> dict:
     return judge_images(*load_images(folder))
 
 
+def marks_rows(predicted: torch.Tensor, labels: torch.Tensor) -> list[dict]:
+    """Accuracy by the requested class's mark (glyphs.class_parts; 'none' for the unmarked classes): exact, up to the
+    marks, and, of the images with the right letter and the wrong mark, the mark the judge saw most often."""
+    from collections import Counter
+    names = glyphs.mark_names(glyphs.CLASS_NAMES)
+    mark = torch.as_tensor(glyphs.class_parts(glyphs.CLASS_NAMES)[1])
+    exact, base = grouped(predicted) == grouped(labels), base_hits(predicted, labels)
+    rows = []
+    for m, name in enumerate(names):
+        sel = mark[labels] == m
+        if not sel.any():
+            continue
+        wrong_mark = sel & base & ~exact
+        seen = Counter(names[k] for k in mark[predicted[wrong_mark]].tolist()).most_common(1)
+        rows.append(dict(mark=name, classes=len(set(labels[sel].tolist())), images=int(sel.sum()),
+                         accuracy=exact[sel].float().mean().item(), base_accuracy=base[sel].float().mean().item(),
+                         wrong_mark=int(wrong_mark.sum()), seen_instead=seen[0][0] if seen else ""))
+    return rows
+
+
+def marks_table(folder: str) -> str:
+    """marks_rows of a folder of the C# CLI's images, as a Markdown table."""
+    from .sheet import load_images
+    images, labels = load_images(folder)
+    rows = marks_rows(predict(load_judge(), to_judge_input(images)), labels)
+    lines = ["| mark | classes | images | accuracy | up to the marks | right letter, wrong mark (seen most instead) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        instead = f" ({r['seen_instead']})" if r["seen_instead"] else ""
+        lines.append(f"| {r['mark']} | {r['classes']} | {r['images']} | {100 * r['accuracy']:.1f} % | "
+                     f"{100 * r['base_accuracy']:.1f} % | {r['wrong_mark']}{instead} |")
+    return "\n".join(lines)
+
+
 @torch.no_grad()
 def judge_folder_paired(folder: str, bootstrap: int = 200, seed: int = 0) -> dict:
     """For the sampler table (training.sampler_table --judge glyph): judge_folder's accuracy and FD with their standard
@@ -300,7 +334,7 @@ def resolution_sweep(sizes=(16, 24, 32, 48, 64, 128)) -> list[dict]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["train", "folder", "resolutions", "class-gap"])
+    ap.add_argument("command", choices=["train", "folder", "marks", "resolutions", "class-gap"])
     ap.add_argument("folder", nargs="?", help="folder: the images; class-gap: a training checkpoint (ckpt.pt, or a slim one)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
@@ -308,7 +342,7 @@ def main(argv=None) -> int:
     ap.add_argument("--annotate", help="folder: write the figures into this ONNX file's metadata (the model that "
                     "made the images)")
     args = ap.parse_args(argv)
-    if args.command in ("folder", "class-gap") and not args.folder:
+    if args.command in ("folder", "marks", "class-gap") and not args.folder:
         ap.error(f"{args.command} needs a {'folder' if args.command == 'folder' else 'checkpoint'}")
     if args.command == "folder":
         r = judge_folder(args.folder)
@@ -326,6 +360,9 @@ def main(argv=None) -> int:
               f"edge width {r['edge_width']:.2f} px (real {r['real_edge_width']:.2f}, ratio {r['edge_width'] / r['real_edge_width']:.2f})")
         import json
         print(json.dumps(r))
+        return 0
+    if args.command == "marks":
+        print(marks_table(args.folder))
         return 0
     if args.command == "class-gap":
         for row in class_gap(args.folder):

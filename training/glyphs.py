@@ -118,6 +118,18 @@ def class_parts(names: list[str]) -> tuple[list[int], list[int], int]:
     return base, mark, len(marks)
 
 
+def mark_names(names: list[str]) -> list[str]:
+    """class_parts' mark ids -> names: 'none', then each combining sequence's Unicode name ('acute accent')."""
+    import unicodedata
+    _, mark, num_marks = class_parts(names)
+    out = ["none"] + [""] * num_marks
+    for name, m in zip(names, mark):
+        if m and not out[m]:
+            seq = unicodedata.normalize("NFD", char_of(name))[1:]
+            out[m] = " + ".join(unicodedata.name(c).lower().removeprefix("combining ") for c in seq)
+    return out
+
+
 @dataclass
 class Face:
     path: str

@@ -99,5 +99,6 @@ for res in 768 1024; do
   images "models/glyph-$res.onnx" "runs/glyph-$res/judge" "$step" 1000
   $py -m training.glyph_judge folder "runs/glyph-$res/judge" --record "runs/glyph-$res/judged-cli.json" \
       --annotate "models/glyph-$res.onnx"
+  $py -m training.glyph_judge marks "runs/glyph-$res/judge" | tee "runs/glyph-$res/marks.md"
 done
 stage done

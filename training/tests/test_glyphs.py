@@ -45,6 +45,21 @@ def test_accuracy_up_to_the_marks_counts_the_right_letter_with_the_wrong_mark_on
     assert base_hits(named, labels).tolist() == [True, True, False, True, False]   # O's judge group, stroke lost
 
 
+def test_the_marks_table_counts_each_mark_and_what_the_judge_saw_instead():
+    from training.glyph_judge import marks_rows
+    ix = glyphs.CHARS.index
+    labels = torch.tensor([ix("\u00C0"), ix("\u00C8"), ix("\u00C0"), ix("\u00C1"), ix("A"), ix("A")])
+    named = torch.tensor([ix("\u00C0"), ix("\u00C9"), ix("B"), ix("\u00C1"), ix("A"), ix("\u00C1")])
+    rows = {r["mark"]: r for r in marks_rows(named, labels)}
+    assert list(rows) == ["none", "grave accent", "acute accent"]          # only the marks asked for
+    grave = rows["grave accent"]
+    assert (grave["classes"], grave["images"], grave["wrong_mark"], grave["seen_instead"]) == (2, 3, 1, "acute accent")
+    assert (grave["accuracy"], grave["base_accuracy"]) == pytest.approx((1 / 3, 2 / 3))
+    assert (rows["none"]["accuracy"], rows["none"]["base_accuracy"], rows["none"]["seen_instead"]) == (0.5, 1.0, "acute accent")
+    assert (rows["acute accent"]["accuracy"], rows["acute accent"]["wrong_mark"], rows["acute accent"]["seen_instead"]) == (1.0, 0, "")
+    assert glyphs.mark_names(glyphs.CLASS_NAMES)[:3] == ["none", "grave accent", "acute accent"]
+
+
 def test_design_clusters_keep_clones_of_one_design_on_one_side_of_the_split():
     assert glyphs.cluster_of("TeX Gyre Termes") == glyphs.cluster_of("Liberation Serif") == "Times"
     assert glyphs.cluster_of("Latin Modern Roman") == glyphs.cluster_of("CMU Serif") == "Computer Modern"
