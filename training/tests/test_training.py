@@ -604,6 +604,10 @@ def test_class_parts_train_shared_marks_and_fold_into_a_plain_model_that_draws_t
                                    model.class_embed.num_embeddings, model.cfg.latent_dim)
     for p in model.class_parts.parameters():
         torch.nn.init.normal_(p)
+    groups = param_groups(model, 0.01, 10.0)       # the parts learn at their own rate, no decay, no trust ratio
+    assert [g.get("lr_scale", 1.0) for g in groups] == [1.0, 1.0, 10.0]
+    assert {id(p) for p in groups[2]["params"]} == {id(p) for p in model.class_parts.parameters()}
+    assert (groups[2]["weight_decay"], groups[2]["adapt"]) == (0.0, False) and len(param_groups(tiny(), 0.01)) == 2
     plain = tiny()
     plain.load_state_dict(inference_state(model))
     x, gamma = torch.randn(11, 1, 16, 16), torch.rand(11)
