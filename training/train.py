@@ -66,6 +66,8 @@ class TrainConfig:
             problems.append(f"input_scale must be > 0 (got {self.input_scale})")
         if self.prediction not in ("eps", "x", "v"):
             problems.append(f"prediction must be eps, x or v (got {self.prediction})")
+        if self.class_parts_lr <= 0:
+            problems.append(f"class_parts_lr must be > 0 (got {self.class_parts_lr})")
         if self.batch_size <= 0 or self.steps <= 0:
             problems.append("batch_size and steps must be > 0")
         try:

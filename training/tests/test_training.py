@@ -212,6 +212,7 @@ def test_guidance_without_a_null_class_is_refused():
     ("input_scale=-1", "input_scale must be > 0"),
     ("train_schedule=cosine@1,0,1", "schedule"),
     ("prediction=noise", "prediction"),
+    ("class_parts_lr=0", "class_parts_lr must be > 0"),
     ("no_such_key=1", "unknown config keys"),
 ])
 def test_bad_configs_stop_with_one_clear_message(override, message):
