@@ -271,6 +271,7 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
     # CPU builds of torch 1.13 refuse even a disabled CUDA autocast, so build it only when used.
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
     batches = stream(torch.Generator().manual_seed(cfg.seed + step))
+    ema_targets = dict(model.named_parameters())   # what each EMA parameter follows, by name
     # A terminal gets a live bar; a log file gets a line every 30 s instead of every step.
     bar = tqdm(total=cfg.steps, initial=step, disable=quiet, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30)
@@ -294,11 +295,10 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
         opt.step()
         decay = min(cfg.ema_decay, (1 + step) / (10 + step))        # EMA warm-up
         with torch.no_grad():
-            targets = dict(model.named_parameters())
             if model.class_parts is not None:   # the EMA of the folded table is the folded table of the EMAs
-                targets["class_embed.weight"] = model.class_embed.weight + model.class_parts.table()
+                ema_targets["class_embed.weight"] = model.class_embed.weight + model.class_parts.table()
             for name, pe in ema.named_parameters():
-                pe.lerp_(targets[name], 1 - decay)
+                pe.lerp_(ema_targets[name], 1 - decay)
         step += 1
         history.append(float(loss))
         bar.update(1)
