@@ -269,6 +269,34 @@ def marks_table(folder: str) -> str:
     return "\n".join(lines)
 
 
+def paired_change(before: torch.Tensor, after: torch.Tensor) -> dict:
+    """Two models' verdicts (True: the judge named the requested class) on images made with the same classes and seeds,
+    image by image: both accuracies, the change with its standard error over the image pairs, and how many images the
+    change fixed and broke."""
+    if before.shape != after.shape or before.numel() < 2:
+        raise ValueError(f"paired verdicts need the same images, at least 2: {tuple(before.shape)} and {tuple(after.shape)}")
+    d = after.float() - before.float()
+    return dict(images=d.numel(), before=before.float().mean().item(), after=after.float().mean().item(),
+                change=d.mean().item(), error=(d.std() / d.numel() ** 0.5).item(),
+                fixed=int((d > 0).sum()), broken=int((d < 0).sum()))
+
+
+@torch.no_grad()
+def judge_folders_paired(before: str, after: str) -> dict:
+    """paired_change of two folders of the C# CLI's images, which must hold the same classes and seeds."""
+    from .sheet import NAME, load_images
+    def cells(folder):
+        return sorted(m.groups() for m in map(NAME.match, os.listdir(folder)) if m)
+    if cells(before) != cells(after):
+        raise ValueError(f"{before} and {after} do not hold the same classes and seeds")
+    judge = load_judge()
+    verdicts = []
+    for folder in (before, after):
+        images, labels = load_images(folder)
+        verdicts.append(grouped(predict(judge, to_judge_input(images))) == grouped(labels))
+    return paired_change(*verdicts)
+
+
 @torch.no_grad()
 def judge_folder_paired(folder: str, bootstrap: int = 200, seed: int = 0) -> dict:
     """For the sampler table (training.sampler_table --judge glyph): judge_folder's accuracy and FD with their standard
@@ -334,16 +362,20 @@ def resolution_sweep(sizes=(16, 24, 32, 48, 64, 128)) -> list[dict]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["train", "folder", "marks", "resolutions", "class-gap"])
-    ap.add_argument("folder", nargs="?", help="folder: the images; class-gap: a training checkpoint (ckpt.pt, or a slim one)")
+    ap.add_argument("command", choices=["train", "folder", "marks", "paired", "resolutions", "class-gap"])
+    ap.add_argument("folder", nargs="?", help="folder, marks: the images; paired: the earlier model's images; "
+                    "class-gap: a training checkpoint (ckpt.pt, or a slim one)")
+    ap.add_argument("after", nargs="?", help="paired: the later model's images (the same classes and seeds)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--record", help="folder: write the figures to this JSON file")
     ap.add_argument("--annotate", help="folder: write the figures into this ONNX file's metadata (the model that "
                     "made the images)")
     args = ap.parse_args(argv)
-    if args.command in ("folder", "marks", "class-gap") and not args.folder:
-        ap.error(f"{args.command} needs a {'folder' if args.command == 'folder' else 'checkpoint'}")
+    if args.command in ("folder", "marks", "paired", "class-gap") and not args.folder:
+        ap.error(f"{args.command} needs a {'checkpoint' if args.command == 'class-gap' else 'folder'}")
+    if args.command == "paired" and not args.after:
+        ap.error("paired needs two folders: the earlier model's images, then the later one's")
     if args.command == "folder":
         r = judge_folder(args.folder)
         if args.record:
@@ -363,6 +395,11 @@ def main(argv=None) -> int:
         return 0
     if args.command == "marks":
         print(marks_table(args.folder))
+        return 0
+    if args.command == "paired":
+        r = judge_folders_paired(args.folder, args.after)
+        print(f"{r['images']} images: class accuracy {100 * r['before']:.1f} -> {100 * r['after']:.1f} %, paired "
+              f"{100 * r['change']:+.1f} ± {100 * r['error']:.1f} points ({r['fixed']} images fixed, {r['broken']} broken)")
         return 0
     if args.command == "class-gap":
         for row in class_gap(args.folder):

@@ -45,6 +45,20 @@ def test_accuracy_up_to_the_marks_counts_the_right_letter_with_the_wrong_mark_on
     assert base_hits(named, labels).tolist() == [True, True, False, True, False]   # O's judge group, stroke lost
 
 
+def test_a_paired_change_counts_the_images_fixed_and_broken_and_refuses_unmatched_verdicts():
+    from training.glyph_judge import paired_change
+    before = torch.tensor([True, False, False, True, False, True])
+    after = torch.tensor([True, True, True, False, False, True])
+    r = paired_change(before, after)
+    assert (r["images"], r["fixed"], r["broken"]) == (6, 2, 1)
+    assert (r["before"], r["after"], r["change"]) == pytest.approx((0.5, 4 / 6, 1 / 6))
+    d = torch.tensor([0.0, 1, 1, -1, 0, 0])
+    assert r["error"] == pytest.approx((d.std() / 6 ** 0.5).item())
+    assert paired_change(before, before)["change"] == 0 and paired_change(before, before)["error"] == 0
+    with pytest.raises(ValueError):
+        paired_change(before, after[:5])
+
+
 def test_the_marks_table_counts_each_mark_and_what_the_judge_saw_instead():
     from training.glyph_judge import marks_rows
     ix = glyphs.CHARS.index
