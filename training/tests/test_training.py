@@ -184,9 +184,9 @@ def test_guidance_interval_text_and_configurations_are_checked():
 def test_an_interval_replaces_the_baseline_only_when_better_on_one_measure_and_no_worse_on_the_other():
     from training.guidance_interval import choose
 
-    def r(label, acc, acc_diff, acc_se, fd_ratio, fd_se):
+    def r(label, acc, acc_diff, acc_se, fd_ratio, fd_se, rows=40):
         return dict(label=label, accuracy=acc, fd=fd_ratio, acc_diff=acc_diff, acc_diff_se=acc_se, fd_ratio=fd_ratio,
-                    fd_ratio_se=fd_se)
+                    fd_ratio_se=fd_se, network_rows=rows, correct=[1.0] * round(100 * acc) + [0.0] * round(100 - 100 * acc))
     base = r("2@0,1", 0.70, 0.0, 0.0, 1.0, 0.0)
     assert choose([base]) is base
     sharper_fd = r("2@0,0.6", 0.70, 0.0, 0.01, 0.80, 0.03)       # same accuracy, FD lower by far more than its SE
@@ -195,7 +195,48 @@ def test_an_interval_replaces_the_baseline_only_when_better_on_one_measure_and_n
     assert choose([base, more_accurate_worse_fd, noise]) is base
     assert choose([base, sharper_fd, more_accurate_worse_fd, noise]) is sharper_fd
     best = r("4@0,0.6", 0.75, 0.05, 0.02, 0.90, 0.03)
-    assert choose([base, sharper_fd, best]) is best                # both gain: the most accurate
+    assert choose([base, sharper_fd, best]) is best                # both gain, the rows alike: the most accurate
+
+
+def test_of_the_improvements_within_one_error_of_the_most_accurate_the_one_with_fewest_network_rows_wins():
+    from training.guidance_interval import choose, network_rows
+
+    assert network_rows(2, 0.0, 20) == 40
+    assert network_rows(2, 0.4, 20) == 33                          # t = 1, 0.95, ..., 0.4: 13 steps run the null class
+    assert network_rows(2, 0.2, 20) == 36                          # 1 - 16/20 is just below 0.2 in double, as in C#
+    assert network_rows(0, 0.2, 20) == 20                          # unguided: no null class at all
+
+    def r(label, correct, fd_ratio, rows):
+        acc = sum(correct) / len(correct)
+        return dict(label=label, accuracy=acc, fd=fd_ratio, acc_diff=0.0, acc_diff_se=0.01, fd_ratio=fd_ratio,
+                    fd_ratio_se=0.01, network_rows=rows, correct=correct)
+    base = r("2@0,1", [1.0] * 80 + [0.0] * 20, 1.0, 40)
+    wide = r("2@0.2,1", [1.0] * 81 + [0.0] * 19, 0.95, 36)
+    narrow_tie = r("2@0.4,1", [1.0] * 80 + [0.0] * 20, 0.95, 33)  # one image fewer right: within one paired error
+    assert choose([base, wide, narrow_tie]) is narrow_tie
+    narrow_worse = r("2@0.4,1", [1.0] * 70 + [0.0] * 30, 0.95, 33)   # eleven fewer, all of them wide's right ones
+    narrow_worse["acc_diff"] = 0.0                                     # (still no worse than the baseline by its SE)
+    assert choose([base, wide, narrow_worse]) is wide
+    same_rows = r("3@0.2,1", [1.0] * 80 + [0.0] * 20, 0.95, 36)
+    assert choose([base, same_rows, wide]) is wide                   # the same cost: the more accurate
+
+
+def test_a_difference_of_exactly_one_standard_error_is_within_it_despite_rounding():
+    from training.guidance_interval import choose
+    from training.sampler_table import paired_difference
+
+    n = 284                                                        # the judge stage's 284 images
+    base_correct = [1.0] * 250 + [0.0] * 34
+    narrow_correct = base_correct[:]
+    narrow_correct[0:3] = [0.0] * 3                                # three broken
+    narrow_correct[n - 1] = 1.0                                    # one fixed
+    diff, se = paired_difference(narrow_correct, base_correct)
+    assert abs(diff + 2 / n) < 1e-15 and abs(se - 2 / n) < 1e-15 and diff + se < 0   # exactly -SE, rounded below it
+    narrow = dict(label="2@0.4,1", accuracy=sum(narrow_correct) / n, fd=0.95, acc_diff=diff, acc_diff_se=se,
+                  fd_ratio=0.95, fd_ratio_se=0.01, network_rows=33, correct=narrow_correct)
+    base = dict(label="2@0,1", accuracy=sum(base_correct) / n, fd=1.0, acc_diff=0.0, acc_diff_se=0.0, fd_ratio=1.0,
+                fd_ratio_se=0.0, network_rows=40, correct=base_correct)
+    assert choose([base, narrow]) is narrow
 
 
 def test_guidance_without_a_null_class_is_refused():
