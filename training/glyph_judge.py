@@ -273,12 +273,12 @@ def paired_change(before: torch.Tensor, after: torch.Tensor) -> dict:
     """Two models' verdicts (True: the judge named the requested class) on images made with the same classes and seeds,
     image by image: both accuracies, the change with its standard error over the image pairs, and how many images the
     change fixed and broke."""
+    from .sampler_table import paired_difference
     if before.shape != after.shape or before.numel() < 2:
         raise ValueError(f"paired verdicts need the same images, at least 2: {tuple(before.shape)} and {tuple(after.shape)}")
-    d = after.float() - before.float()
-    return dict(images=d.numel(), before=before.float().mean().item(), after=after.float().mean().item(),
-                change=d.mean().item(), error=(d.std() / d.numel() ** 0.5).item(),
-                fixed=int((d > 0).sum()), broken=int((d < 0).sum()))
+    change, error = paired_difference(after.float().tolist(), before.float().tolist())
+    return dict(images=before.numel(), before=before.float().mean().item(), after=after.float().mean().item(),
+                change=change, error=error, fixed=int((after & ~before).sum()), broken=int((before & ~after).sum()))
 
 
 @torch.no_grad()

@@ -113,13 +113,7 @@ def choose(rows: list[dict]) -> dict:
     if not winners:
         return rows[0]
     best = max(winners, key=lambda r: (r["accuracy"], -r["fd"]))
-
-    def within_one_error(r):
-        if r is best:
-            return True
-        diff, se = paired_difference(r["correct"], best["correct"])
-        return diff + se >= -ROUNDING
-    ties = [r for r in winners if within_one_error(r)]
+    ties = [r for r in winners if sum(paired_difference(r["correct"], best["correct"])) >= -ROUNDING]  # best: 0 + 0
     return min(ties, key=lambda r: (r["network_rows"], -r["accuracy"], r["fd"]))
 
 
