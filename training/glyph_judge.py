@@ -255,17 +255,36 @@ def marks_rows(predicted: torch.Tensor, labels: torch.Tensor) -> list[dict]:
     return rows
 
 
+def marked_case_rows(predicted: torch.Tensor, labels: torch.Tensor) -> list[dict]:
+    """The classes with a mark, by the case of their letter (capitals carry their marks higher and flatter in most faces):
+    exact accuracy and up to the marks, for marked capitals and marked small letters."""
+    mark = glyphs.class_parts(glyphs.CLASS_NAMES)[1]
+    unmarked = glyphs.mark_names(glyphs.CLASS_NAMES).index("none")
+    exact, base = grouped(predicted) == grouped(labels), base_hits(predicted, labels)
+    rows = []
+    for case, test in (("capitals", str.isupper), ("small letters", str.islower)):
+        sel = torch.tensor([mark[c] != unmarked and test(glyphs.CHARS[c]) for c in labels.tolist()], dtype=torch.bool)
+        if sel.any():
+            rows.append(dict(case=case, images=int(sel.sum()), accuracy=exact[sel].float().mean().item(),
+                             base_accuracy=base[sel].float().mean().item()))
+    return rows
+
+
 def marks_table(folder: str) -> str:
     """marks_rows of a folder of the C# CLI's images, as a Markdown table."""
     from .sheet import load_images
     images, labels = load_images(folder)
-    rows = marks_rows(predict(load_judge(), to_judge_input(images)), labels)
+    predicted = predict(load_judge(), to_judge_input(images))
+    rows = marks_rows(predicted, labels)
     lines = ["| mark | classes | images | accuracy | up to the marks | right letter, wrong mark (seen most instead) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         instead = f" ({r['seen_instead']})" if r["seen_instead"] else ""
         lines.append(f"| {r['mark']} | {r['classes']} | {r['images']} | {100 * r['accuracy']:.1f} % | "
                      f"{100 * r['base_accuracy']:.1f} % | {r['wrong_mark']}{instead} |")
+    lines += ["", "| marked | images | accuracy | up to the marks |", "|---|---|---|---|"]
+    lines += [f"| {r['case']} | {r['images']} | {100 * r['accuracy']:.1f} % | {100 * r['base_accuracy']:.1f} % |"
+              for r in marked_case_rows(predicted, labels)]
     return "\n".join(lines)
 
 

@@ -74,6 +74,17 @@ def test_the_marks_table_counts_each_mark_and_what_the_judge_saw_instead():
     assert glyphs.mark_names(glyphs.CLASS_NAMES)[:3] == ["none", "grave accent", "acute accent"]
 
 
+def test_marked_classes_split_by_case_leave_the_unmarked_and_caseless_out():
+    from training.glyph_judge import marked_case_rows
+    ix = glyphs.CHARS.index
+    labels = torch.tensor([ix("\u00C4"), ix("\u00C4"), ix("\u00D6"), ix("\u00E4"), ix("A"), ix("%")])
+    named = torch.tensor([ix("\u00C3"), ix("\u00C4"), ix("B"), ix("\u00E4"), ix("B"), ix("A")])
+    rows = {r["case"]: r for r in marked_case_rows(named, labels)}
+    assert (rows["capitals"]["images"], rows["small letters"]["images"]) == (3, 1)
+    assert (rows["capitals"]["accuracy"], rows["capitals"]["base_accuracy"]) == pytest.approx((1 / 3, 2 / 3))
+    assert (rows["small letters"]["accuracy"], rows["small letters"]["base_accuracy"]) == (1.0, 1.0)
+
+
 def test_design_clusters_keep_clones_of_one_design_on_one_side_of_the_split():
     assert glyphs.cluster_of("TeX Gyre Termes") == glyphs.cluster_of("Liberation Serif") == "Times"
     assert glyphs.cluster_of("Latin Modern Roman") == glyphs.cluster_of("CMU Serif") == "Computer Modern"
