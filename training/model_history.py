@@ -20,20 +20,20 @@ COLUMNS = ("commit", "date", "train steps", "accuracy", "FD (x floor)", "edge wi
            "sampler")
 
 
+def _git(path: str, *args: str) -> bytes:
+    # Run in the file's own folder, so that `commit:./name` names it without finding the repository's top.
+    return subprocess.run(["git", *args], cwd=os.path.dirname(os.path.abspath(path)), capture_output=True,
+                          check=True).stdout
+
+
 def versions(path: str) -> list[tuple[str, str]]:
     """(commit, ISO date) of every commit that changed `path`, oldest first."""
-    repo = os.path.dirname(os.path.abspath(path))
-    log = subprocess.run(["git", "log", "--format=%h %as", "--", os.path.abspath(path)], cwd=repo,
-                         capture_output=True, text=True, check=True).stdout
+    log = _git(path, "log", "--format=%h %as", "--", os.path.basename(path)).decode()
     return [tuple(line.split(" ", 1)) for line in reversed(log.splitlines())]
 
 
 def metadata_at(path: str, commit: str) -> dict:
-    repo = os.path.dirname(os.path.abspath(path))
-    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=repo, capture_output=True, text=True,
-                         check=True).stdout.strip()
-    relative = os.path.relpath(os.path.abspath(path), top)
-    blob = subprocess.run(["git", "show", f"{commit}:{relative}"], cwd=top, capture_output=True, check=True).stdout
+    blob = _git(path, "show", f"{commit}:./{os.path.basename(path)}")
     return {p.key: p.value for p in onnx.load_model_from_string(blob).metadata_props}
 
 
