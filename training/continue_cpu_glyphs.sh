@@ -5,6 +5,7 @@
 # 2. trains RUN from FROM's EMA weights for MINUTES (the trunk config, the shared marks; a fresh optimizer, lr 1.5e-3
 #    warmed up over 100 steps, as every continuation since the third); WAIT=PID instead waits for a run already
 #    training into RUN;
+#    (a box that lost runs/ makes them from the shipped files after the training, step 2);
 # 3. the judge stage of train_cpu_glyphs.sh: the sweep at weight 2 over all 284 classes, the last sampler table's
 #    choice, the intervals 2@0.2,1 and 2@0.4,1, the figures at 768 and 1024 px written into models/glyph-*.onnx;
 # 4. the slim trunk (training/checkpoints/glyph-256-trunk.pt), the class-gap probe, the sample sheet and class 207's
@@ -36,7 +37,21 @@ else
 fi
 stage "training done"; cat "$run/summary.json"; echo
 
-STAGE=judge RUN=$run SWEEP="2" SWEEP_STEP=1 SAMPLER_TABLE=keep INTERVALS="2@0.2,1 2@0.4,1" training/train_cpu_glyphs.sh
+# A box that lost runs/ has no earlier judge folder: the shipped files' own images (their default request, the judge
+# stage's classes and seed) stand in for it, made before the judge stage overwrites the files.
+. training/glyph_images.sh
+for res in 768 1024; do
+  if [ ! -d "runs/glyph-$res/judge-before" ]; then
+    stage "$res px: the shipped file's images, for the paired change"
+    [ "$res" = 768 ] && every=1 || every=8
+    dotnet build src/RinServe.Cli -c Release --nologo -v q >/dev/null
+    images "models/glyph-$res.onnx" "runs/glyph-$res/judge-before" "$every" 1000
+  fi
+done
+# The last sampler table's choice when its folder survived, else the choice the shipped files carry.
+table=shipped; [ -f runs/glyph-sampler-table/rows.jsonl ] && table=keep
+
+STAGE=judge RUN=$run SWEEP="2" SWEEP_STEP=1 SAMPLER_TABLE=$table INTERVALS="2@0.2,1 2@0.4,1" training/train_cpu_glyphs.sh
 
 stage "slim trunk, class gap, sheet, class 207"
 $py -m training.slim --half "$run/ckpt.pt" training/checkpoints/glyph-256-trunk.pt

@@ -7,7 +7,8 @@
 # those weights over all 284 classes (default: 0 2 5 8 over every 12th). The sampler table is the longest stage on
 # a slow box: TABLE_SEEDS=1 halves it (one seed a class, 284 images a row, default 2); SAMPLER_TABLE=keep skips it
 # and writes the last table's choice (runs/glyph-sampler-table, judged on an earlier trunk) into the new files;
-# SAMPLER_TABLE=0 skips it and leaves the files without one (the service then runs DDIM 50).
+# SAMPLER_TABLE=shipped skips it and writes the choice the shipped models/glyph-768.onnx carries now (for a box that
+# lost runs/); SAMPLER_TABLE=0 skips it and leaves the files without one (the service then runs DDIM 50).
 # INTERVALS="W@LOW,HIGH ..." also judges guidance on intervals of t against the chosen weight on every step, and writes
 # the winner (training.guidance_interval's rule) into the files; unset, they guide every step.
 set -euo pipefail
@@ -17,21 +18,7 @@ run=${RUN:-runs/glyph-256-trunk}   # RUN=runs/glyph-256-ft: a continuation's che
 step=${PER_CLASS_STEP:-1}          # judge every step-th class at 768 px (1: all 284)
 step1024=${PER_CLASS_STEP_1024:-8} # and at 1024 px (8: 36 classes; all 284 cost about 20 minutes here)
 stage() { echo "== $(date -u +%H:%M:%S) $*"; }
-cli=src/RinServe.Cli/bin/Release/net10.0/RinServe.Cli.dll
-gen() { dotnet "$cli" "$@" >/dev/null 2>&1; }
-# One image of every every-th class at one seed, into dir as s-c<class>-0.png (what glyph_judge folder reads): all 284
-# in one CLI process (one batch: about 5 GB at 768 px, 9 GB at 1024) when every is 1, else a process per class.
-images() {  # model dir every seed [more CLI options]
-  local model=$1 dir=$2 every=$3 seed=$4; shift 4
-  rm -rf "$dir"
-  if [ "$every" = 1 ]; then
-    gen --model "$model" --class all --seed "$seed" --threads 2 --out "$dir/s.png" "$@"
-    for f in "$dir"/s-c*.png; do mv "$f" "${f%.png}-0.png"; done
-  else
-    for c in $(seq 0 "$every" 283); do gen --model "$model" --class "$c" --seed "$seed" --threads 2 \
-        --out "$dir/s-c$c-0.png" "$@"; done
-  fi
-}
+. training/glyph_images.sh  # images MODEL DIR EVERY SEED [CLI options]: the C# sampler's images for the judge
 
 if [ "${STAGE:-all}" = all ]; then
   training/glyph_fonts.sh
@@ -56,6 +43,12 @@ import json, sys
 from training.export import choose_guidance
 rows = [dict(json.load(open(f'runs/glyph-256/sweep-{w}.json')), guidance=float(w)) for w in sys.argv[1:]]
 print(f'{choose_guidance(rows):g}')" ${SWEEP:-0 2 5 8})}
+if [ "${SAMPLER_TABLE:-1}" = shipped ]; then  # read before the export below overwrites the files
+  shipped_sampler=$($py -c "
+from training.export import read_metadata
+m = read_metadata('models/glyph-768.onnx')
+print(m['rin.default_sampler'], m['rin.default_steps'])")
+fi
 stage "default guidance $guidance; carry and export"
 for res in 768 1024; do
   $py -m training.carry "$run/ckpt.pt" --resolution "$res" --out "runs/glyph-$res/carried.pt"
@@ -75,6 +68,13 @@ if [ "${SAMPLER_TABLE:-1}" = 1 ]; then
 elif [ "${SAMPLER_TABLE}" = keep ]; then
   stage "sampler and steps: the last table's choice (runs/glyph-sampler-table), not re-run"
   $py -m training.sampler_table apply runs/glyph-sampler-table --files models/glyph-768.onnx models/glyph-1024.onnx
+elif [ "${SAMPLER_TABLE}" = shipped ]; then
+  read -r sampler steps <<<"$shipped_sampler"
+  stage "sampler and steps: the shipped files' $sampler $steps, not re-run"
+  for res in 768 1024; do
+    $py -c "import sys; from training.export import annotate; annotate(sys.argv[1], {'rin.default_sampler': sys.argv[2], 'rin.default_steps': sys.argv[3]})" \
+        "models/glyph-$res.onnx" "$sampler" "$steps"
+  done
 fi
 
 if [ -n "${INTERVALS:-}" ]; then
