@@ -5,7 +5,7 @@
 # 2. trains RUN from FROM's EMA weights for MINUTES (the trunk config, the shared marks; a fresh optimizer, lr 1.5e-3
 #    warmed up over 100 steps, as every continuation since the third); WAIT=PID instead waits for a run already
 #    training into RUN;
-#    (a box that lost runs/ makes them from the shipped files after the training, step 2);
+#    (a box that lost runs/ has none: after the training it makes step 1's images from the shipped files);
 # 3. the judge stage of train_cpu_glyphs.sh: the sweep at weight 2 over all 284 classes, the last sampler table's
 #    choice, the intervals 2@0.2,1 and 2@0.4,1, the figures at 768 and 1024 px written into models/glyph-*.onnx;
 # 4. the slim trunk (training/checkpoints/glyph-256-trunk.pt), the class-gap probe, the sample sheet and class 207's
@@ -40,11 +40,11 @@ stage "training done"; cat "$run/summary.json"; echo
 # A box that lost runs/ has no earlier judge folder: the shipped files' own images (their default request, the judge
 # stage's classes and seed) stand in for it, made before the judge stage overwrites the files.
 . training/glyph_images.sh
+dotnet build src/RinServe.Cli -c Release --nologo -v q >/dev/null
 for res in 768 1024; do
   if [ ! -d "runs/glyph-$res/judge-before" ]; then
     stage "$res px: the shipped file's images, for the paired change"
     [ "$res" = 768 ] && every=1 || every=8
-    dotnet build src/RinServe.Cli -c Release --nologo -v q >/dev/null
     images "models/glyph-$res.onnx" "runs/glyph-$res/judge-before" "$every" 1000
   fi
 done
