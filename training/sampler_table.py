@@ -250,14 +250,22 @@ def main(argv=None) -> int:
     ap.add_argument("--guidance", type=float, help="run: the guidance weight (default: the model's own)")
     ap.add_argument("--plot")
     ap.add_argument("--files", nargs="*", default=[], help="apply: the model files that take the chosen default")
+    ap.add_argument("--from", dest="source", help="apply: copy the sampler and steps this model file carries instead "
+                    "of the table's choice")
     args = ap.parse_args(argv)
     if args.command == "run":
         run(args.model, args.out, args.samplers.split(","), [int(s) for s in args.steps.split(",")], args.per_class,
             args.seed, args.threads, args.judge, args.guidance)
     elif args.command == "apply":
-        from .export import annotate
-        with open(os.path.join(args.out, "rows.jsonl")) as f:
-            best = choose(with_paired_fd([json.loads(line) for line in f], args.out))
+        from .export import annotate, read_metadata
+        if args.source:  # the choice a model file carries (a box that lost the table's folder)
+            meta = read_metadata(args.source)
+            if "rin.default_sampler" not in meta or "rin.default_steps" not in meta:
+                ap.error(f"{args.source} carries no rin.default_sampler and rin.default_steps")
+            best = dict(sampler=meta["rin.default_sampler"], steps=meta["rin.default_steps"])
+        else:
+            with open(os.path.join(args.out, "rows.jsonl")) as f:
+                best = choose(with_paired_fd([json.loads(line) for line in f], args.out))
         for path in args.files:
             annotate(path, {"rin.default_sampler": best["sampler"], "rin.default_steps": str(best["steps"])})
             print(f"{path}: rin.default_sampler = {best['sampler']}, rin.default_steps = {best['steps']}")

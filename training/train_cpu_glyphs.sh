@@ -43,12 +43,8 @@ import json, sys
 from training.export import choose_guidance
 rows = [dict(json.load(open(f'runs/glyph-256/sweep-{w}.json')), guidance=float(w)) for w in sys.argv[1:]]
 print(f'{choose_guidance(rows):g}')" ${SWEEP:-0 2 5 8})}
-if [ "${SAMPLER_TABLE:-1}" = shipped ]; then  # read before the export below overwrites the files
-  shipped_sampler=$($py -c "
-from training.export import read_metadata
-m = read_metadata('models/glyph-768.onnx')
-print(m['rin.default_sampler'], m['rin.default_steps'])")
-fi
+# SAMPLER_TABLE=shipped: keep the shipped file, whose choice the new ones take, before the export below replaces it
+if [ "${SAMPLER_TABLE:-1}" = shipped ]; then cp models/glyph-768.onnx runs/glyph-768/shipped.onnx; fi
 stage "default guidance $guidance; carry and export"
 for res in 768 1024; do
   $py -m training.carry "$run/ckpt.pt" --resolution "$res" --out "runs/glyph-$res/carried.pt"
@@ -69,12 +65,8 @@ elif [ "${SAMPLER_TABLE}" = keep ]; then
   stage "sampler and steps: the last table's choice (runs/glyph-sampler-table), not re-run"
   $py -m training.sampler_table apply runs/glyph-sampler-table --files models/glyph-768.onnx models/glyph-1024.onnx
 elif [ "${SAMPLER_TABLE}" = shipped ]; then
-  read -r sampler steps <<<"$shipped_sampler"
-  stage "sampler and steps: the shipped files' $sampler $steps, not re-run"
-  for res in 768 1024; do
-    $py -c "import sys; from training.export import annotate; annotate(sys.argv[1], {'rin.default_sampler': sys.argv[2], 'rin.default_steps': sys.argv[3]})" \
-        "models/glyph-$res.onnx" "$sampler" "$steps"
-  done
+  stage "sampler and steps: the shipped files' choice, not re-run"
+  $py -m training.sampler_table apply --from runs/glyph-768/shipped.onnx --files models/glyph-768.onnx models/glyph-1024.onnx
 fi
 
 if [ -n "${INTERVALS:-}" ]; then

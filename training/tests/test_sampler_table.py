@@ -1,4 +1,7 @@
 """The rule that picks a model's default sampler and steps from the sampler table (training.sampler_table.choose)."""
+import pytest
+
+from training import sampler_table
 from training.sampler_table import choose
 
 
@@ -45,3 +48,30 @@ def test_paired_fd_ratio_cancels_the_noise_the_two_rows_share():
     own = torch.tensor([frechet_distance(base[p], reference) for p in picks])
     assert se < 0.25 * (own.std() / own.mean()).item()
     assert paired_fd_ratio(base, base, reference) == (1.0, 0.0)
+
+
+def test_apply_from_a_model_file_writes_its_sampler_choice_and_keeps_the_other_keys(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+    from training.export import read_metadata
+
+    def model(path, meta):
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+        proto = helper.make_model(graph)
+        for k, v in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v
+        onnx.save(proto, str(path))
+        return str(path)
+
+    source = model(tmp_path / "shipped.onnx", {"rin.default_sampler": "dpmpp-2m", "rin.default_steps": "15"})
+    target = model(tmp_path / "new.onnx", {"rin.default_guidance": "2"})
+    sampler_table.main(["apply", "--from", source, "--files", target])
+    meta = read_metadata(target)
+    assert (meta["rin.default_sampler"], meta["rin.default_steps"], meta["rin.default_guidance"]) == ("dpmpp-2m", "15", "2")
+
+    bare = model(tmp_path / "bare.onnx", {})
+    with pytest.raises(SystemExit):
+        sampler_table.main(["apply", "--from", bare, "--files", target])
