@@ -3,8 +3,9 @@
 #   FROM=runs/glyph-256-ft16/ckpt.pt RUN=runs/glyph-256-ft17 MINUTES=115 training/continue_cpu_glyphs.sh
 # 1. keeps the images of the files shipped now (runs/glyph-R/judge -> runs/glyph-R/judge-before), for the paired change;
 # 2. trains RUN from FROM's EMA weights for MINUTES (the trunk config, the shared marks; a fresh optimizer, lr 1.5e-3
-#    warmed up over 100 steps, as every continuation since the third); WAIT=PID instead waits for a run already
-#    training into RUN;
+#    warmed up over 100 steps, as every continuation since the third); OVERSAMPLE=GROUP@k draws that group's images k
+#    times as often (training.train's oversample: the fourteenth drew marked capitals twice as often); WAIT=PID instead
+#    waits for a run already training into RUN;
 #    (a box that lost runs/ has none: after the training it makes step 1's images from the shipped files);
 # 3. the judge stage of train_cpu_glyphs.sh: the sweep at weight 2 over all 284 classes, the last sampler table's
 #    choice, the intervals 2@0.2,1 and 2@0.4,1, the figures at 768 and 1024 px written into models/glyph-*.onnx;
@@ -33,7 +34,7 @@ else
   stage "training $run from $from for ${MINUTES:?MINUTES of training} minutes"
   $py -m training.train --config training/configs/glyph-256-trunk.json --threads 2 --set lr=0.0015 \
       --set warmup_steps=100 --set "out_dir=$run" --set "name=$(basename "$run")" --set "init_from=$from" \
-      --set "max_minutes=$MINUTES"
+      --set "max_minutes=$MINUTES" ${OVERSAMPLE:+--set "oversample=$OVERSAMPLE"}
 fi
 stage "training done"; cat "$run/summary.json"; echo
 

@@ -130,6 +130,33 @@ def mark_names(names: list[str]) -> list[str]:
     return out
 
 
+def marked_capitals(names: list[str]) -> list[bool]:
+    """Whether each class is a capital letter with a mark (U+00C0, U+0100), the group the judge's marks table finds
+    hardest at 768 px (glyph_judge.marked_case_rows uses the same test)."""
+    mark = class_parts(names)[1]
+    return [m != 0 and char_of(n).isupper() for n, m in zip(names, mark)]
+
+
+OVERSAMPLE_GROUPS = {"marked_capitals": marked_capitals}
+
+
+def class_weights(names: list[str], spec: str) -> list[float] | None:
+    """training.train's oversample: '' -> None (every training image equally likely); 'GROUP@k' -> each class's
+    weight, k for the classes of GROUP (OVERSAMPLE_GROUPS) and 1 for the rest, so an image of GROUP is drawn k times
+    as often as before relative to the others. ValueError for any other form."""
+    if not spec:
+        return None
+    group, _, k = spec.partition("@")
+    try:
+        factor = float(k)
+    except ValueError:
+        factor = -1.0
+    if group not in OVERSAMPLE_GROUPS or not factor > 0:
+        raise ValueError(f"oversample must be GROUP@k with GROUP one of {sorted(OVERSAMPLE_GROUPS)} and k > 0 "
+                         f"(got {spec!r})")
+    return [factor if hit else 1.0 for hit in OVERSAMPLE_GROUPS[group](names)]
+
+
 @dataclass
 class Face:
     path: str

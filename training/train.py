@@ -58,6 +58,7 @@ class TrainConfig:
     class_parts: bool = False            # glyphs: base-letter and mark embeddings shared across classes (ClassParts)
     class_parts_lr: float = 10.0         # their learning rate, times lr: they start at zero beside class codes of
                                          # norm ~14 (N(0, 1) in 192 dimensions), which move little at lr itself
+    oversample: str = ""                 # glyphs: 'GROUP@k' draws GROUP's images k times as often (glyphs.class_weights)
 
     def validate(self) -> None:
         self.model.validate()
@@ -70,6 +71,14 @@ class TrainConfig:
             problems.append(f"class_parts_lr must be > 0 (got {self.class_parts_lr})")
         if self.batch_size <= 0 or self.steps <= 0:
             problems.append("batch_size and steps must be > 0")
+        if self.oversample:
+            if self.dataset != "glyphs":
+                problems.append(f"oversample is for the glyph data set (got dataset {self.dataset!r})")
+            else:
+                try:
+                    glyphs.class_weights(list(glyphs.CLASS_NAMES), self.oversample)
+                except ValueError as e:
+                    problems.append(str(e))
         try:
             Schedule(self.train_schedule)
         except ValueError as e:
@@ -229,7 +238,7 @@ def train(cfg: TrainConfig, device: str, resume: bool = True, quiet: bool = Fals
     from tqdm import tqdm
     check_writable(cfg.out_dir)
     stream, class_names = batch_stream(cfg.dataset, cfg.model.resolution, cfg.model.channels, cfg.batch_size,
-                                       cfg.data_workers)
+                                       cfg.data_workers, cfg.oversample)
     if not cfg.model.class_names:
         cfg.model.class_names = class_names
     if len(class_names) != cfg.model.num_classes:

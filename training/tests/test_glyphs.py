@@ -188,3 +188,33 @@ def test_class_parts_share_each_mark_across_the_letters_that_carry_it():
     assert all(m == 0 for ch, m in zip(glyphs.CHARS, mark) if ord(ch) <= 0x7E)
     with pytest.raises(ValueError, match="not a glyph class name"):
         glyphs.class_parts(["T-shirt/top"])
+
+
+def test_oversampling_draws_the_marked_capitals_k_times_as_often_and_refuses_a_bad_spec(tmp_path, monkeypatch):
+    from training.data import DatasetError, batch_stream
+    names = list(glyphs.CLASS_NAMES)
+    hit = glyphs.marked_capitals(names)
+    ix = glyphs.CHARS.index
+    assert hit[ix("\u00C4")] and hit[ix("\u0100")]                                   # Ä, Ā
+    assert not any(hit[ix(c)] for c in ("A", "\u00E4", "\u0141", "%", "\u00DF"))    # plain, small, Ł (no mark), caseless
+    assert sum(hit) == 81 and glyphs.class_weights(names, "") is None
+    assert glyphs.class_weights(names, "marked_capitals@3")[ix("\u00C4")] == 3.0
+    for bad in ("marked_capitals", "marked_capitals@0", "capitals@2", "marked_capitals@x"):
+        with pytest.raises(ValueError, match="GROUP@k"):
+            glyphs.class_weights(names, bad)
+    glyphs.build(32, str(tmp_path), dejavu_faces(1), workers=1, splits=("train",))
+    monkeypatch.setattr(glyphs, "DATA_DIR", str(tmp_path))
+    share = {}
+    for spec in ("", "marked_capitals@3"):
+        stream, _ = batch_stream("glyphs", 32, 1, 512, oversample=spec)
+        batches = stream(torch.Generator().manual_seed(0))
+        labels = torch.cat([next(batches)[1] for _ in range(20)]).long()
+        share[spec] = torch.tensor(hit)[labels].float().mean().item()
+    p = 81 / 284                                      # one face renders every class once
+    assert share[""] == pytest.approx(p, abs=0.02)
+    assert share["marked_capitals@3"] == pytest.approx(3 * p / (1 + 2 * p), abs=0.02)
+    with pytest.raises(DatasetError, match="glyph data set"):
+        batch_stream("fashion-mnist", 28, 1, 8, oversample="marked_capitals@2")
+    from training.train import load_config
+    with pytest.raises(ValueError, match="GROUP@k"):
+        load_config(None, ["dataset=glyphs", "oversample=marked_capitals@-1"])
