@@ -91,6 +91,18 @@ def to_model_input(batch_u8: torch.Tensor, resolution: int, channels: int) -> to
     return x.clamp(-1, 1)
 
 
+class WeightedForever(torch.utils.data.Sampler):
+    """Indices drawn with replacement by weight, forever, a chunk at a time (torch's WeightedRandomSampler draws all
+    of its num_samples in one torch.multinomial call, so an endless stream would need endless memory)."""
+
+    def __init__(self, weights: torch.Tensor, generator: torch.Generator, chunk: int = 4096):
+        self.weights, self.generator, self.chunk = weights, generator, chunk
+
+    def __iter__(self):
+        while True:
+            yield from torch.multinomial(self.weights, self.chunk, replacement=True, generator=self.generator).tolist()
+
+
 def batch_stream(name: str, resolution: int, channels: int, batch_size: int, workers: int = 0,
                  oversample: str = ""):
     """(stream, class names): stream(generator) yields (uint8 images [B, C, h, w], labels [B]) forever, each
@@ -116,7 +128,7 @@ def batch_stream(name: str, resolution: int, channels: int, batch_size: int, wor
             if weights is None:
                 sampler = torch.utils.data.RandomSampler(source, replacement=True, num_samples=1 << 40, generator=gen)
             else:
-                sampler = torch.utils.data.WeightedRandomSampler(weights, 1 << 40, replacement=True, generator=gen)
+                sampler = WeightedForever(weights, gen)
             loader = torch.utils.data.DataLoader(source, batch_size=batch_size, sampler=sampler, num_workers=workers,
                                                  pin_memory=torch.cuda.is_available(), persistent_workers=True,
                                                  prefetch_factor=4)

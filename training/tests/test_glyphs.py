@@ -210,7 +210,13 @@ def test_oversampling_draws_the_marked_capitals_k_times_as_often_and_refuses_a_b
         batches = stream(torch.Generator().manual_seed(0))
         labels = torch.cat([next(batches)[1] for _ in range(20)]).long()
         share[spec] = torch.tensor(hit)[labels].float().mean().item()
+    from training.data import WeightedForever        # the rendered path's sampler: the same draw, endless
+    drawn = WeightedForever(torch.tensor(glyphs.class_weights(names, "marked_capitals@3"), dtype=torch.double),
+                            torch.Generator().manual_seed(0), chunk=1000)
+    first = [i for _, i in zip(range(10_240), iter(drawn))]
+    share["rendered"] = torch.tensor(hit)[first].float().mean().item()
     p = 81 / 284                                      # one face renders every class once
+    assert share["rendered"] == pytest.approx(3 * p / (1 + 2 * p), abs=0.02)
     assert share[""] == pytest.approx(p, abs=0.02)
     assert share["marked_capitals@3"] == pytest.approx(3 * p / (1 + 2 * p), abs=0.02)
     with pytest.raises(DatasetError, match="glyph data set"):
