@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import glyphs
-from .classifier import frechet_distance
+from .classifier import Blockiness, frechet_distance
 
 JUDGE_PATH = os.path.join(os.path.dirname(__file__), "judge", "glyph-cnn.pth")
 INPUT = 40              # the judge's input size: cap height 16 px, accents 2-4 px
@@ -188,6 +188,13 @@ def reference_features(leave_out: set) -> torch.Tensor:
     return feats[torch.tensor([k not in leave_out for k in keys])]
 
 
+def blockiness(images01: torch.Tensor) -> float:
+    """classifier.Blockiness (issue 11's seam measure, 1.0 = none) over images [N, 1, R, R] in [0, 1]."""
+    block = Blockiness()
+    block.add(images01)
+    return block.value()
+
+
 @torch.no_grad()
 def judge_images(images01: torch.Tensor, labels: torch.Tensor, real: bool = True) -> dict:
     """The card's figures for generated images [N, 1, R, R] in [0, 1] of the given classes."""
@@ -196,14 +203,16 @@ def judge_images(images01: torch.Tensor, labels: torch.Tensor, real: bool = True
     x = to_judge_input(images01)
     predicted = predict(judge, x)
     out = dict(resolution=res, samples=len(labels), accuracy=(grouped(predicted) == grouped(labels)).float().mean().item(),
-               base_accuracy=base_hits(predicted, labels).float().mean().item(), edge_width=edge_width(images01))
+               base_accuracy=base_hits(predicted, labels).float().mean().item(), edge_width=edge_width(images01),
+               blockiness=blockiness(images01))
     real_x, real_y, used = real_renders(labels.tolist(), res)
     ref = reference_features(used)
     out["fd"] = frechet_distance(judge.pooled(x), ref)
     if real:
         xr = to_judge_input(real_x)
         out.update(real_accuracy=(grouped(predict(judge, xr)) == grouped(real_y)).float().mean().item(),
-                   real_fd=frechet_distance(judge.pooled(xr), ref), real_edge_width=edge_width(real_x))
+                   real_fd=frechet_distance(judge.pooled(xr), ref), real_edge_width=edge_width(real_x),
+                   real_blockiness=blockiness(real_x))
     return out
 
 
@@ -408,7 +417,8 @@ def main(argv=None) -> int:
         print(f"{r['samples']} images at {r['resolution']} px: class accuracy {r['accuracy']:.4f} (real {r['real_accuracy']:.4f}; "
               f"up to the marks {r['base_accuracy']:.4f}), "
               f"FD {r['fd']:.2f} (real {r['real_fd']:.2f}, ratio {r['fd'] / r['real_fd']:.2f}), "
-              f"edge width {r['edge_width']:.2f} px (real {r['real_edge_width']:.2f}, ratio {r['edge_width'] / r['real_edge_width']:.2f})")
+              f"edge width {r['edge_width']:.2f} px (real {r['real_edge_width']:.2f}, ratio {r['edge_width'] / r['real_edge_width']:.2f}), "
+              f"blockiness {r['blockiness']:.3f} (real {r['real_blockiness']:.3f})")
         import json
         print(json.dumps(r))
         return 0
