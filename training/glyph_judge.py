@@ -267,12 +267,10 @@ def marks_rows(predicted: torch.Tensor, labels: torch.Tensor) -> list[dict]:
 def marked_case_rows(predicted: torch.Tensor, labels: torch.Tensor) -> list[dict]:
     """The classes with a mark, by the case of their letter (capitals carry their marks higher and flatter in most faces):
     exact accuracy and up to the marks, for marked capitals and marked small letters."""
-    mark = glyphs.class_parts(glyphs.CLASS_NAMES)[1]
-    unmarked = glyphs.mark_names(glyphs.CLASS_NAMES).index("none")
     exact, base = grouped(predicted) == grouped(labels), base_hits(predicted, labels)
     rows = []
     for case, test in (("capitals", str.isupper), ("small letters", str.islower)):
-        sel = torch.tensor([mark[c] != unmarked and test(glyphs.CHARS[c]) for c in labels.tolist()], dtype=torch.bool)
+        sel = torch.tensor(glyphs.marked_of_case(list(glyphs.CLASS_NAMES), test), dtype=torch.bool)[labels]
         if sel.any():
             rows.append(dict(case=case, images=int(sel.sum()), accuracy=exact[sel].float().mean().item(),
                              base_accuracy=base[sel].float().mean().item()))

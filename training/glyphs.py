@@ -130,11 +130,16 @@ def mark_names(names: list[str]) -> list[str]:
     return out
 
 
-def marked_capitals(names: list[str]) -> list[bool]:
-    """Whether each class is a capital letter with a mark (U+00C0, U+0100), the group the judge's marks table finds
-    hardest at 768 px (glyph_judge.marked_case_rows uses the same test)."""
+def marked_of_case(names: list[str], case) -> list[bool]:
+    """Whether each class is a letter with a mark (class_parts) whose character passes case (str.isupper,
+    str.islower): the groups of the judge's marks table (glyph_judge.marked_case_rows)."""
     mark = class_parts(names)[1]
-    return [m != 0 and char_of(n).isupper() for n, m in zip(names, mark)]
+    return [m != 0 and case(char_of(n)) for n, m in zip(names, mark)]
+
+
+def marked_capitals(names: list[str]) -> list[bool]:
+    """The capital letters with a mark (U+00C0, U+0100), the group the judge's marks table finds hardest at 768 px."""
+    return marked_of_case(names, str.isupper)
 
 
 OVERSAMPLE_GROUPS = {"marked_capitals": marked_capitals}
