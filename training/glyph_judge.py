@@ -270,7 +270,7 @@ def marked_case_rows(predicted: torch.Tensor, labels: torch.Tensor) -> list[dict
     exact, base = grouped(predicted) == grouped(labels), base_hits(predicted, labels)
     rows = []
     for case, test in (("capitals", str.isupper), ("small letters", str.islower)):
-        sel = torch.tensor(glyphs.marked_of_case(list(glyphs.CLASS_NAMES), test), dtype=torch.bool)[labels]
+        sel = torch.tensor(glyphs.marked_of_case(glyphs.CLASS_NAMES, test), dtype=torch.bool)[labels]
         if sel.any():
             rows.append(dict(case=case, images=int(sel.sum()), accuracy=exact[sel].float().mean().item(),
                              base_accuracy=base[sel].float().mean().item()))

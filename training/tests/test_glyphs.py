@@ -191,7 +191,7 @@ def test_class_parts_share_each_mark_across_the_letters_that_carry_it():
 
 
 def test_oversampling_draws_the_marked_capitals_k_times_as_often_and_refuses_a_bad_spec(tmp_path, monkeypatch):
-    from training.data import DatasetError, batch_stream
+    from training.data import DatasetError, WeightedForever, batch_stream
     names = list(glyphs.CLASS_NAMES)
     hit = glyphs.marked_capitals(names)
     ix = glyphs.CHARS.index
@@ -210,7 +210,7 @@ def test_oversampling_draws_the_marked_capitals_k_times_as_often_and_refuses_a_b
         batches = stream(torch.Generator().manual_seed(0))
         labels = torch.cat([next(batches)[1] for _ in range(20)]).long()
         share[spec] = torch.tensor(hit)[labels].float().mean().item()
-    from training.data import WeightedForever        # the rendered path's sampler: the same draw, endless
+    # the rendered path's sampler (data_workers > 0): the same draw, endless
     drawn = WeightedForever(torch.tensor(glyphs.class_weights(names, "marked_capitals@3"), dtype=torch.double),
                             torch.Generator().manual_seed(0), chunk=1000)
     first = [i for _, i in zip(range(10_240), iter(drawn))]
